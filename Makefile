@@ -1,0 +1,54 @@
+# Two commands from a fresh clone:
+#   make book   set up .venv, generate the embedded phantom cohort, run every chapter, build the HTML book
+#   make test   set up .venv and run the test suite (pytest over lib + nbval over the smoke chapters)
+SHELL := /bin/bash
+PYTHON_BOOTSTRAP ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= default
+export PYTHONPATH := $(CURDIR)
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test setup data chapters html smoke bench clean clean-results
+
+setup: $(STAMP)
+
+# torch first and pinned (an unpinned torch pulls a multi-GB CUDA build), then torchdyn without
+# its declared dependencies (see requirements-nodeps.txt), then everything else.
+$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
+	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "error: python3.11 not found"; exit 1; }
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+data: setup
+	$(PY) -m lib cohort --params params/data/$(PROFILE).yaml
+
+chapters: data
+	$(PY) -m lib book --profile $(PROFILE) --no-build
+
+html: setup
+	$(VENV)/bin/jupyter-book build book
+
+book: chapters html
+	@echo "The book: book/_build/html/index.html"
+
+# Smoke chapters are prepared with their parameters injected, then executed by nbval.
+smoke: setup
+	$(PY) -m lib prepare-smoke --out build/smoke
+
+test: smoke
+	$(PY) -m pytest -q -p no:cacheprovider tests build/smoke --nbval-lax --nbval-current-env
+
+bench: setup
+	$(PY) benchmarks/bench_study_a.py --out results/benchmarks/study_a.json
+
+clean-results:
+	rm -rf results build book/_build book/*.ipynb
+
+clean: clean-results
+	rm -rf $(VENV) data

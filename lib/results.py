@@ -1,0 +1,94 @@
+"""What a chapter calls to leave its results: ``RunDir`` writes tables, figures, JSON and the
+flat ``summary.json`` into the run's folder, atomically, and labels everything made from the
+phantom as synthetic."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from lib import io, params as params_mod
+from lib.paths import RESULTS_ROOT
+
+SYNTHETIC_LABEL = "SYNTHETIC PHANTOM DATA (not patients)"
+
+
+def is_synthetic(params: Mapping[str, Any]) -> bool:
+    return params.get("data_source") == "phantom"
+
+
+def data_label(params: Mapping[str, Any]) -> str:
+    """How the book names the data a number came from."""
+    if is_synthetic(params):
+        return "this build, synthetic phantom"
+    return f"this build, {params.get('data_dir')}"
+
+
+class RunDir:
+    """The folder a chapter writes into (the runner's temporary folder during a run)."""
+
+    def __init__(self, run_dir: str | Path | None, params: Mapping[str, Any]):
+        if run_dir is None:  # run interactively, outside the runner
+            run_dir = RESULTS_ROOT / params["study"] / "interactive" / params["name"]
+        self.path = Path(run_dir)
+        self.params = dict(params)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def synthetic(self) -> bool:
+        return is_synthetic(self.params)
+
+    def sub(self, *parts: str) -> Path:
+        path = self.path.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def table(self, name: str, frame, index: bool = False) -> Path:
+        """``tables/<name>.csv`` (atomic)."""
+        path = self.sub("tables", f"{name}.csv")
+        with io.atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=index)
+        return path
+
+    def figure(self, name: str, fig, dpi: int = 110) -> Path:
+        """``figures/<name>.png`` (atomic); phantom figures get the synthetic label stamped on."""
+        if self.synthetic:
+            stamp_synthetic(fig)
+        path = self.sub("figures", f"{name}.png")
+        with io.atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        return path
+
+    def json(self, name: str, obj: Any) -> Path:
+        return io.write_json(self.sub(f"{name}.json"), obj)
+
+    def checkpoint(self, name: str) -> Path:
+        return self.sub("checkpoints", name)
+
+    def write_summary(self, summary: Mapping[str, Any]) -> Path:
+        """The run's key figures as one flat mapping of scalars (numbers, strings, bools, None)."""
+        flat = {"data": data_label(self.params), "synthetic": self.synthetic}
+        for key, value in summary.items():
+            if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+                value = value.item()
+            if not (value is None or isinstance(value, (bool, int, float, str))):
+                raise TypeError(f"summary key '{key}': expected a scalar, got {type(value).__name__}")
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None  # JSON has no NaN; None reads as "not defined"
+            flat[key] = value
+        return io.write_json(self.path / "summary.json", flat)
+
+
+def stamp_synthetic(fig) -> None:
+    """Write the synthetic-data label on a matplotlib figure (once)."""
+    if getattr(fig, "_synthetic_stamped", False):
+        return
+    fig.text(0.5, -0.01, SYNTHETIC_LABEL, ha="center", va="top", fontsize=8, color="#b22222")
+    fig._synthetic_stamped = True
+
+
+def setup(params_file: str | Path, run_dir: str | Path | None = None, **overrides):
+    """The first call of every chapter: validated parameters and the run folder."""
+    params = params_mod.load(params_file, overrides or None)
+    return params, RunDir(run_dir, params)

@@ -1,0 +1,328 @@
+"""Run a chapter: parameters -> jupytext -> papermill -> ``results/<study>/<name>/``.
+
+One run = one jupytext percent-format chapter (``book/*.py``) executed with one validated
+parameter file. What a run leaves, all in ``results/<study>/<name>/``:
+
+- ``notebook.ipynb``   the executed chapter (the book page is a copy of it)
+- ``params.yaml``      the validated parameters, defaults filled in
+- ``tables/*.csv``, ``figures/*``, ``checkpoints/*``   written by the chapter via lib.results
+- ``summary.json``     the run's key figures, flat (read by the reproduction report and tools)
+- ``manifest.json``    params, seed, package versions, git commit, data fingerprint, timings
+
+Atomicity: the chapter runs in a hidden sibling folder ``.<name>.tmp-<pid>``; only a run that
+finished is renamed onto ``<name>/``, with ``manifest.json`` saying ``"status": "complete"``.
+An interrupted or failed run never replaces a previous result, and a later run never trusts
+a folder without a complete manifest. A run whose inputs (chapter source, parameters, lib
+source, data fingerprint) are unchanged is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from lib import io, params as params_mod
+from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display
+
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+NOTEBOOK = "notebook.ipynb"
+# Packages whose versions go into every manifest.
+TRACKED_PACKAGES = (
+    "torch", "torchdyn", "torchdiffeq", "monai", "captum", "numpy", "scipy", "pandas", "scikit-learn",
+    "statsmodels", "scikit-posthocs", "nibabel", "nilearn", "matplotlib", "papermill", "jupytext",
+    "jupyter-book",
+)
+
+
+class RunError(RuntimeError):
+    """A run failed; ``str(err)`` is one line saying where and why."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    study: str
+    name: str
+    result_dir: Path
+    skipped: bool
+    seconds: float
+
+
+def _sha256_text(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def lib_source_fingerprint() -> str:
+    """Hash of every ``lib/**/*.py``: a change of library code re-runs the chapters."""
+    h = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "lib").rglob("*.py")):
+        h.update(str(path.relative_to(REPO_ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def git_commit() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment() -> dict[str, Any]:
+    env = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        env["cuda"] = None
+    return env
+
+
+def read_complete_manifest(result_dir: Path) -> dict[str, Any] | None:
+    """The manifest of a finished run, or None when the folder is not a trusted result."""
+    try:
+        manifest = io.read_json(result_dir / MANIFEST)
+    except (OSError, ValueError):
+        return None
+    if manifest.get("status") != "complete" or not (result_dir / SUMMARY).is_file():
+        return None
+    return manifest
+
+
+def _remove_stale_temporaries(study_dir: Path, name: str) -> None:
+    for stale in study_dir.glob(f".{name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+            continue  # another runner is working on it right now
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def notebook_from_script(script: Path):
+    """Read a jupytext percent-format chapter into a notebook node."""
+    import jupytext
+
+    if not script.is_file():
+        raise RunError(f"{display(script)}: chapter not found")
+    nb = jupytext.read(script)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    return nb
+
+
+def prepare_inputs(params: Mapping[str, Any]) -> str | None:
+    """Make sure the run's cohort exists and is valid; return its fingerprint (None: no data)."""
+    if "data_source" not in params:
+        return None
+    from lib.data.cohort import prepare_cohort
+
+    return prepare_cohort(params).fingerprint
+
+
+def run(
+    script: str | Path,
+    params_file: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    results_root: str | Path = RESULTS_ROOT,
+    force: bool = False,
+    book_page: str | None = None,
+    log: Callable[[str], None] = print,
+    log_output: bool = True,
+) -> RunOutcome:
+    """Execute ``script`` with ``params_file`` into ``results_root/<study>/<name>/``.
+
+    Raises ParamsError (invalid parameters, nothing written), InvalidCohortError (invalid
+    data, nothing written) or RunError (the chapter failed; the previous result is kept and
+    the failed notebook is saved beside it as ``<name>.failed.ipynb``).
+    """
+    import papermill
+
+    script, params_file = Path(script), Path(params_file)
+    params = params_mod.load(params_file, overrides)
+    nb = notebook_from_script(script)
+    data_fingerprint = prepare_inputs(params)
+
+    study, name = params["study"], params["name"]
+    study_dir = Path(results_root) / study
+    final_dir = study_dir / name
+    input_fingerprint = _sha256_text(
+        script.read_text(encoding="utf-8"), params_mod.dump(params), lib_source_fingerprint(), data_fingerprint or ""
+    )
+    previous = read_complete_manifest(final_dir)
+    if not force and previous and previous.get("input_fingerprint") == input_fingerprint:
+        log(f"up to date: {display(final_dir)} (inputs unchanged; --force re-runs)")
+        _publish_page(final_dir, book_page)
+        return RunOutcome(study, name, final_dir, True, 0.0)
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(study_dir, name)
+    work_dir = study_dir / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir()
+    started = time.time()
+    try:
+        resolved_params = work_dir / "params.yaml"
+        io.write_text(resolved_params, params_mod.dump(params))
+        source_nb = work_dir / ".source.ipynb"
+        import nbformat
+
+        nbformat.write(nb, str(source_nb))
+        log(f"running {display(script)} with {display(params_file)} -> {display(final_dir)}")
+        try:
+            papermill.execute_notebook(
+                str(source_nb),
+                str(work_dir / NOTEBOOK),
+                parameters={"params_file": str(resolved_params), "run_dir": str(work_dir)},
+                kernel_name="python3",
+                cwd=str(REPO_ROOT),
+                progress_bar=False,
+                log_output=log_output,
+            )
+        except Exception as err:  # papermill wraps the kernel's error
+            failed = study_dir / f"{name}.failed.ipynb"
+            if (work_dir / NOTEBOOK).is_file():
+                io.write_bytes(failed, (work_dir / NOTEBOOK).read_bytes())
+            reason = " ".join(str(getattr(err, "evalue", "") or err).split())[:300]
+            ename = getattr(err, "ename", type(err).__name__)
+            raise RunError(f"{display(script)} with {display(params_file)} failed: {ename}: {reason} "
+                           f"(executed notebook: {display(failed)})") from None
+        source_nb.unlink()
+        if not (work_dir / SUMMARY).is_file():
+            raise RunError(f"{display(script)}: the chapter wrote no {SUMMARY} (every chapter must call "
+                           "lib.results.RunDir.write_summary)")
+        finished = time.time()
+        manifest = {
+            "status": "complete",
+            "study": study,
+            "name": name,
+            "profile": params.get("profile"),
+            "script": display(script),
+            "params_file": display(params_file),
+            "params": params,
+            "overrides": dict(overrides or {}),
+            "seed": params.get("seed"),
+            "input_fingerprint": input_fingerprint,
+            "data_fingerprint": data_fingerprint,
+            "git": git_commit(),
+            "packages": package_versions(),
+            "environment": environment(),
+            "timings": {"started": started, "finished": finished, "seconds": round(finished - started, 2)},
+        }
+        io.write_json(work_dir / MANIFEST, manifest)
+        _swap_into_place(work_dir, final_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    log(f"done in {time.time() - started:.1f} s: {display(final_dir)}")
+    _publish_page(final_dir, book_page)
+    return RunOutcome(study, name, final_dir, False, time.time() - started)
+
+
+def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
+    """Replace ``final_dir`` by ``work_dir`` so that a complete result is always either the old
+    or the new one (two renames; the old one is deleted only after the new one is in place)."""
+    old = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}")
+    if final_dir.exists():
+        os.replace(final_dir, old)
+    os.replace(work_dir, final_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _publish_page(result_dir: Path, page: str | None) -> None:
+    if page:
+        io.write_bytes(BOOK_DIR / f"{page}.ipynb", (result_dir / NOTEBOOK).read_bytes())
+
+
+def prepare_notebook(script: str | Path, params_file: str | Path, out: str | Path,
+                     overrides: Mapping[str, Any] | None = None) -> Path:
+    """Write ``out`` (.ipynb) with the parameters injected but not executed (for nbval).
+
+    Its ``run_dir`` is ``<out without suffix>-run/``, so executing it writes there."""
+    import nbformat
+    import papermill
+
+    script, out = Path(script), Path(out)
+    params = params_mod.load(params_file, overrides)
+    nb = notebook_from_script(script)
+    prepare_inputs(params)
+    run_dir = out.with_name(out.stem + "-run")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    resolved = out.with_name(out.stem + ".params.yaml")
+    io.write_text(resolved, params_mod.dump(params))
+    source_nb = out.with_name(f".{out.stem}.source.ipynb")
+    nbformat.write(nb, str(source_nb))
+    try:
+        papermill.execute_notebook(str(source_nb), str(out), prepare_only=True, kernel_name="python3",
+                                   parameters={"params_file": str(resolved.resolve()),
+                                               "run_dir": str(run_dir.resolve())}, progress_bar=False)
+    finally:
+        source_nb.unlink(missing_ok=True)
+    return out
+
+
+def load_book_plan(path: str | Path, profile: str) -> list[dict[str, str]]:
+    """Read ``params/book.yml``: the runs the book is made of and the page each becomes."""
+    import yaml
+
+    path = Path(path)
+    try:
+        plan = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise params_mod.ParamsError(f"{display(path)}: cannot read the book plan ({type(err).__name__})") from None
+    runs = plan.get("runs") if isinstance(plan, dict) else None
+    if not isinstance(runs, list):
+        raise params_mod.ParamsError(f"{display(path)}: expected a key 'runs' holding a list")
+    out = []
+    for i, entry in enumerate(runs):
+        if not isinstance(entry, dict) or not {"notebook", "params", "page"} <= set(entry):
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}] needs keys notebook, params, page")
+        out.append({"notebook": entry["notebook"], "params": entry["params"].format(profile=profile),
+                    "page": entry["page"]})
+    return out
+
+
+def run_book(plan_file: str | Path, profile: str = "default", force: bool = False,
+             log: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Run every entry of the book plan (stopping at the first failure) and publish its page."""
+    outcomes = []
+    for entry in load_book_plan(plan_file, profile):
+        outcomes.append(run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], force=force,
+                            book_page=entry["page"], log=log))
+    return outcomes

@@ -1,0 +1,86 @@
+"""Parameter files: every error is one line naming the file and the key."""
+
+import pytest
+
+from lib import params as P
+from lib.params import Field, ParamsError
+
+SCHEMA = {
+    "study": Field("str"),
+    "epochs": Field("int", default=3, minimum=1),
+    "lr": Field("float", default=1e-3),
+    "loss": Field("str", default="bce", choices=("bce", "bce+dice")),
+    "modalities": Field("list[str]", default=["t1"], choices=("t1", "t1ce", "t2", "flair")),
+    "amp": Field("bool", default=False),
+    "subset": Field("dict[str,list[str]]", default={}),
+    "limit": Field("int", default=None, nullable=True),
+}
+
+
+def test_defaults_are_filled_and_ints_accepted_as_floats():
+    out = P.validate({"study": "x", "lr": 1}, SCHEMA, "f.yaml")
+    assert out["epochs"] == 3 and out["lr"] == 1.0 and isinstance(out["lr"], float)
+    assert out["limit"] is None
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"study": "x", "epoch": 3}, "f.yaml: unknown key 'epoch' (did you mean 'epochs'?)"),
+        ({"study": "x", "epochs": "ten"}, "f.yaml: key 'epochs': expected int, got 'ten'"),
+        ({"study": "x", "epochs": True}, "f.yaml: key 'epochs': expected int, got True"),
+        ({"study": "x", "epochs": 0}, "f.yaml: key 'epochs': 0 is below the minimum 1"),
+        ({"study": "x", "loss": "mse"}, "f.yaml: key 'loss': 'mse' is not one of bce, bce+dice"),
+        ({"study": "x", "modalities": ["t1", "pd"]}, "f.yaml: key 'modalities': 'pd' is not one of t1, t1ce, t2, flair"),
+        ({"study": "x", "modalities": "t1"}, "f.yaml: key 'modalities': expected list[str], got 't1'"),
+        ({"study": "x", "lr": float("nan")}, "f.yaml: key 'lr': expected float, got nan"),
+        ({"study": "x", "subset": {"a": "t1"}}, "f.yaml: key 'subset': expected dict[str,list[str]], got dict"),
+        ({}, "f.yaml: missing required key 'study' (str)"),
+    ],
+)
+def test_errors_are_one_line_and_name_the_key(raw, expected):
+    with pytest.raises(ParamsError) as info:
+        P.validate(raw, SCHEMA, "f.yaml")
+    assert str(info.value) == expected
+    assert "\n" not in str(info.value)
+
+
+def test_load_extends_overrides_and_name(tmp_path):
+    (tmp_path / "base.yaml").write_text("study: data\nprofile: default\nimage_size: 48\nseed: 1\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nprofile: smoke\nseed: 2\n")
+    out = P.load(tmp_path / "child.yaml", {"seed": 5})
+    assert out["profile"] == "smoke" and out["image_size"] == 48 and out["seed"] == 5
+    assert out["name"] == "child"
+
+
+def test_load_rejects_unknown_study_cycle_and_bad_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: nosuch\nprofile: smoke\n")
+    with pytest.raises(ParamsError, match=r"bad.yaml: key 'study': expected one of .*got 'nosuch'"):
+        P.load(bad)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ParamsError, match="cycle"):
+        P.load(tmp_path / "a.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("study: data\nprofile: [smoke\n")
+    with pytest.raises(ParamsError, match=r"broken.yaml: line \d+"):
+        P.load(broken)
+    with pytest.raises(ParamsError, match="parameter file not found"):
+        P.load(tmp_path / "missing.yaml")
+
+
+def test_parse_override_reads_yaml_values():
+    assert P.parse_override("epochs=3") == ("epochs", 3)
+    assert P.parse_override("modalities=[t1ce, flair]") == ("modalities", ["t1ce", "flair"])
+    with pytest.raises(ParamsError, match="expected key=value"):
+        P.parse_override("epochs")
+
+
+def test_every_shipped_parameter_file_validates():
+    from lib.paths import REPO_ROOT
+
+    files = sorted((REPO_ROOT / "params").rglob("*.yaml"))
+    assert files, "no parameter files found"
+    for path in files:
+        P.load(path)  # raises on the first invalid key

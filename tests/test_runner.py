@@ -1,0 +1,117 @@
+"""The runner on a toy chapter: results land atomically, unchanged inputs are skipped, a failed
+or interrupted run never replaces (or fakes) a result."""
+
+import json
+import textwrap
+
+import pytest
+
+from lib import runner, schemas
+from lib.params import Field, ParamsError
+
+TOY_CHAPTER = textwrap.dedent(
+    '''
+    # %% tags=["parameters"]
+    params_file = None
+    run_dir = None
+
+    # %%
+    import json, pathlib, yaml
+    P = yaml.safe_load(open(params_file))
+    if P["fail"]:
+        raise ValueError("planted failure")
+    out = pathlib.Path(run_dir)
+    (out / "summary.json").write_text(json.dumps({"square": P["x"] ** 2}))
+    '''
+)
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    monkeypatch.setitem(schemas.SCHEMAS, "toy", {
+        "study": Field("str"), "profile": Field("str"), "name": Field("str", default=None, nullable=True),
+        "x": Field("int", default=2), "fail": Field("bool", default=False),
+    })
+    # Other library edits must not make this test flaky: pin the library's fingerprint.
+    monkeypatch.setattr(runner, "lib_source_fingerprint", lambda: "pinned")
+    chapter = tmp_path / "toy.py"
+    chapter.write_text(TOY_CHAPTER)
+    params = tmp_path / "toy-smoke.yaml"
+    params.write_text("study: toy\nprofile: smoke\nx: 3\n")
+    return chapter, params, tmp_path / "results"
+
+
+def test_run_writes_complete_result_then_skips(toy):
+    chapter, params, results = toy
+    first = runner.run(chapter, params, results_root=results, log_output=False)
+    out = results / "toy" / "toy-smoke"
+    assert first.result_dir == out and not first.skipped
+    assert json.loads((out / "summary.json").read_text()) == {"square": 9}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["params"]["x"] == 3
+    assert manifest["packages"]["torch"] and "seconds" in manifest["timings"]
+    assert (out / "notebook.ipynb").is_file() and (out / "params.yaml").is_file()
+    assert sorted(p.name for p in (results / "toy").iterdir()) == ["toy-smoke"]
+
+    again = runner.run(chapter, params, results_root=results, log_output=False)
+    assert again.skipped
+    changed = runner.run(chapter, params, {"x": 4}, results_root=results, log_output=False)
+    assert not changed.skipped
+    assert json.loads((out / "summary.json").read_text()) == {"square": 16}
+
+
+def test_failed_run_keeps_previous_result(toy):
+    chapter, params, results = toy
+    runner.run(chapter, params, results_root=results, log_output=False)
+    out = results / "toy" / "toy-smoke"
+    before = (out / "manifest.json").read_text()
+    with pytest.raises(runner.RunError, match="failed: ValueError: planted failure") as info:
+        runner.run(chapter, params, {"fail": True}, results_root=results, log_output=False)
+    assert "\n" not in str(info.value)
+    assert (out / "manifest.json").read_text() == before
+    assert (results / "toy" / "toy-smoke.failed.ipynb").is_file()
+    assert not list((results / "toy").glob(".*tmp*"))
+
+
+def test_interrupted_run_is_not_trusted(toy, monkeypatch):
+    chapter, params, results = toy
+    real_write_json = runner.io.write_json
+
+    def crash_on_manifest(path, obj):
+        if str(path).endswith("manifest.json"):
+            raise KeyboardInterrupt
+        return real_write_json(path, obj)
+
+    monkeypatch.setattr(runner.io, "write_json", crash_on_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(chapter, params, results_root=results, log_output=False)
+    assert not (results / "toy" / "toy-smoke").exists()
+    assert not list((results / "toy").glob(".*tmp*"))
+
+
+def test_untrusted_folder_is_rerun(toy):
+    chapter, params, results = toy
+    out = results / "toy" / "toy-smoke"
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text("{}")
+    (out / "manifest.json").write_text('{"status": "running"}')
+    assert runner.read_complete_manifest(out) is None
+    assert not runner.run(chapter, params, results_root=results, log_output=False).skipped
+
+
+def test_invalid_params_write_nothing(toy):
+    chapter, params, results = toy
+    params.write_text("study: toy\nprofile: smoke\nx: three\n")
+    with pytest.raises(ParamsError, match=r"toy-smoke.yaml: key 'x': expected int, got 'three'"):
+        runner.run(chapter, params, results_root=results, log_output=False)
+    assert not results.exists()
+
+
+def test_book_plan_substitutes_profile(tmp_path):
+    plan = tmp_path / "book.yml"
+    plan.write_text("runs:\n  - {notebook: book/data.py, params: 'params/data/{profile}.yaml', page: data}\n")
+    assert runner.load_book_plan(plan, "smoke") == [
+        {"notebook": "book/data.py", "params": "params/data/smoke.yaml", "page": "data"}]
+    plan.write_text("runs: {}\n")
+    with pytest.raises(ParamsError, match="expected a key 'runs' holding a list"):
+        runner.load_book_plan(plan, "smoke")

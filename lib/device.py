@@ -7,7 +7,6 @@ always (the book is built and tested on CPU-only machines).
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -47,7 +46,6 @@ def seed_everything(seed: int) -> None:
     deterministic for a seed without it.
     """
     seed = int(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)  # affects subprocesses only; harmless here
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

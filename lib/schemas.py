@@ -16,6 +16,12 @@ def _distinct(values) -> str | None:
     return "values must be distinct" if len(set(values)) != len(values) else None
 
 
+def _pair_or_empty(values) -> str | None:
+    if len(values) not in (0, 2):
+        return "give two modalities to swap, or [] to skip"
+    return _distinct(values)
+
+
 COMMON = {
     "study": Field("str", help="which schema/study this file belongs to"),
     "profile": Field("str", choices=PROFILES, help="smoke (tests), default (make book), paper (GPU)"),
@@ -54,6 +60,55 @@ DATA_CHAPTER = {
                                help="subjects measured for the contrast table (all if null)"),
 }
 
+STUDY_A = {
+    **COMMON,
+    **DATA,
+    "target": Field("str", choices=("ET", "TC", "WT"), help="region segmented by this run"),
+    "seeds": Field("list[int]", default=[0, 1, 2], check=_distinct, help="one ODE model per seed"),
+    "split_seed": Field("int", default=0, minimum=0, help="seed of the 8:2 patient-level split"),
+    "test_fraction": Field("float", default=0.2, minimum=0.05, maximum=0.5),
+    # neural ODE (Eq. 1-4; Section C)
+    "ode_base_width": Field("int", default=16, minimum=2),
+    "ode_depth": Field("int", default=5, minimum=2, maximum=6, help="U-Net levels; the paper's Fig. 3A has 5"),
+    "ode_train_steps": Field("int", default=10, minimum=1, help="RK4 steps on [0, 1] in training (the grid is the step)"),
+    "ode_sensitivity": Field("str", default="adjoint", choices=("adjoint", "autograd")),
+    "ode_epochs": Field("int", default=20, minimum=1),
+    "ode_batch_size": Field("int", default=16, minimum=1),
+    "ode_lr": Field("float", default=1e-3, minimum=0.0),
+    "ode_loss": Field("str", default="bce", choices=("bce", "bce+dice")),
+    "ode_readout_lr_multiplier": Field("float", default=1.0, minimum=0.0),
+    "ode_prior_bias": Field("bool", default=False, help="initialise the readout bias to the prior log-odds"),
+    # explanation (Eq. 5-7) and the measures that do not depend on channel identity
+    "render_frames": Field("int", default=101, minimum=2, help="frames of I_t on [0, 1]; 101 = the paper's 0.01 step"),
+    "figure_times": Field("list[float]", default=[0.0, 0.3, 0.5, 0.8, 1.0]),
+    "flow_batch_size": Field("int", default=8, minimum=1),
+    "acc_rule": Field("dict[str,float]", default={}, help="overrides of lib.explain.acc.ACCRule"),
+    "occlusion_fill": Field("str", default="zero", choices=("zero", "brain_mean")),
+    "occlusion_rule": Field("dict[str,float]", default={}, help="overrides of the occlusion key-modality rule"),
+    "ig_steps": Field("int", default=16, minimum=2),
+    "ig_max_slices": Field("int", default=32, minimum=1),
+    "attribution_rule": Field("dict[str,float]", default={}, help="overrides of the attribution key-modality rule"),
+    # the paper's confirmation: U-Nets on subsets of modalities
+    "paper_key_modalities": Field("list[str]", choices=MODALITY_NAMES, check=_distinct,
+                                  help="the key modalities the paper reports for this target"),
+    "unet_base_width": Field("int", default=16, minimum=2),
+    "unet_depth": Field("int", default=5, minimum=2, maximum=6),
+    "unet_epochs": Field("int", default=20, minimum=1),
+    "unet_batch_size": Field("int", default=16, minimum=1),
+    "unet_lr": Field("float", default=1e-3, minimum=0.0),
+    "unet_loss": Field("str", default="bce", choices=("bce", "bce+dice")),
+    "unet_prior_bias": Field("bool", default=False),
+    "cv_folds": Field("int", default=10, minimum=2, help="k-fold cross-validation inside the training set"),
+    "alpha": Field("float", default=0.05, minimum=0.0, maximum=1.0),
+    # robustness
+    "permutation_swap": Field("list[str]", default=["t1ce", "flair"], choices=MODALITY_NAMES, check=_pair_or_empty,
+                              help="two modalities whose files are swapped for the permutation check ([] skips it)"),
+    "permutation_seeds": Field("list[int]", default=[0]),
+    "permutation_cv_folds": Field("int", default=None, nullable=True, minimum=2),
+    "run_benchmark": Field("bool", default=False, help="time training/inference/memory in the appendix"),
+}
+
 SCHEMAS: dict[str, dict[str, Field]] = {
     "data": DATA_CHAPTER,
+    "study_a": STUDY_A,
 }

@@ -1,0 +1,22 @@
+"""Study A's models: the U-Net of Fig. 3A and the neural ODE segmenter of Fig. 3B (Eq. 1-4)."""
+
+from lib.models.node import (
+    SENSITIVITIES,
+    NeuralODESegmenter,
+    ODEVectorField,
+    SegmentationUNet,
+    adjoint_gradient_error,
+    stage_grid,
+)
+from lib.models.unet import UNet2D, count_parameters
+
+__all__ = [
+    "UNet2D",
+    "count_parameters",
+    "ODEVectorField",
+    "NeuralODESegmenter",
+    "SegmentationUNet",
+    "SENSITIVITIES",
+    "stage_grid",
+    "adjoint_gradient_error",
+]

@@ -1,0 +1,326 @@
+"""One training loop for study A's two models: the neural ODE segmenter and the plain U-Net.
+
+Section C of the paper: Adam with initial learning rate 1e-3, binary cross-entropy on the sigmoid
+output (computed here from logits, which is the same loss, numerically stable). The pilot on real
+glioma slices found BCE alone barely moved the neural ODE in two epochs; what made it train was
+BCE + soft Dice, the readout bias initialised to the prior log-odds (`prior_logit`), and a 10x
+learning rate on the readout's m + 1 parameters. Those are options here (`loss="bce+dice"`,
+`readout_lr_multiplier`), documented as our additions; the defaults are the paper's.
+
+Arrays in, arrays out: images float32 (N, m, H, W) in the model's modality order, masks bool
+(N, H, W). Each mini-batch is moved to the device as it is used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from lib.device import resolve_device, seed_everything
+
+__all__ = [
+    "LOSSES",
+    "TrainConfig",
+    "TrainHistory",
+    "soft_dice_loss",
+    "segmentation_loss",
+    "train_segmenter",
+    "predict_logits",
+    "predict_masks",
+    "prior_logit",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
+LOSSES = ("bce", "bce+dice")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of `train_segmenter`.
+
+    epochs: passes over the training slices. batch_size: slices per Adam step. lr: Adam's learning
+    rate (1e-3 in the paper). readout_lr_multiplier: learning rate factor for `model.readout` (the
+    neural ODE's Eq. (4) 1x1 conv) when the model has one; the pilot used 10. loss: "bce" (the
+    paper) or "bce+dice" (our addition). seed: drives shuffling and torch's RNG. device: "auto",
+    "cpu" or "cuda". num_threads: torch CPU threads during training (None leaves it as is).
+    progress: tqdm bars over epochs and batches.
+    """
+
+    epochs: int
+    batch_size: int = 16
+    lr: float = 1e-3
+    readout_lr_multiplier: float = 1.0
+    loss: str = "bce"
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.lr <= 0 or self.readout_lr_multiplier <= 0:
+            raise ValueError(f"lr and readout_lr_multiplier must be > 0, got {self.lr}, {self.readout_lr_multiplier}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+
+
+@dataclass
+class TrainHistory:
+    """What a training run did: mean loss per epoch, every batch loss, wall time and throughput."""
+
+    epoch_losses: list[float] = field(default_factory=list)
+    batch_losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    slices_per_second: float = 0.0
+    n_slices: int = 0
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss over the whole mini-batch: 1 - (2 Σ p·g + s) / (Σ p + Σ g + s).
+
+    p = σ(logits), g the binary target, sums over all pixels of all slices in the batch (so
+    tumour-free slices do not each contribute an ill-defined ratio), s = `smooth`.
+    logits and target: same shape, e.g. (N, 1, H, W). Returns a scalar in [0, 1).
+    """
+    if logits.shape != target.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape")
+    probability = torch.sigmoid(logits)
+    target = target.to(probability.dtype)
+    overlap = (probability * target).sum()
+    return 1.0 - (2.0 * overlap + smooth) / (probability.sum() + target.sum() + smooth)
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """The training loss on logits (N, 1, H, W) against a binary target of the same shape.
+
+    "bce": binary cross-entropy of σ(logits), the paper's loss (Section C).
+    "bce+dice": that plus `soft_dice_loss`, our addition when BCE alone does not train (pilot).
+    """
+    if kind not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+    target = target.to(logits.dtype)
+    loss = F.binary_cross_entropy_with_logits(logits, target)
+    if kind == "bce+dice":
+        loss = loss + soft_dice_loss(logits, target)
+    return loss
+
+
+def prior_logit(masks: np.ndarray, eps: float = 1e-4) -> float:
+    """Log-odds log(p / (1 - p)) of the positive-pixel fraction p of `masks`, p clipped to [eps, 1 - eps].
+
+    Used as the initial readout bias, so an untrained model predicts the base rate.
+    """
+    fraction = float(np.clip(np.mean(np.asarray(masks, dtype=bool)), eps, 1.0 - eps))
+    return math.log(fraction / (1.0 - fraction))
+
+
+def _check_arrays(model: nn.Module, images: np.ndarray, masks: np.ndarray | None = None) -> None:
+    if not isinstance(images, np.ndarray) or images.ndim != 4:
+        raise ValueError(f"images must be a numpy array (N, m, H, W), got {getattr(images, 'shape', type(images))}")
+    modalities = getattr(model, "modalities", None)
+    if modalities is not None and images.shape[1] != len(modalities):
+        raise ValueError(f"images have {images.shape[1]} channels but the model expects {len(modalities)} {tuple(modalities)}")
+    if masks is not None:
+        expected = (images.shape[0], *images.shape[2:])
+        if not isinstance(masks, np.ndarray) or masks.shape != expected:
+            raise ValueError(f"masks must be a numpy array {expected}, got {getattr(masks, 'shape', type(masks))}")
+
+
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """One Adam group, or two when the model has a `readout` and its lr multiplier is not 1."""
+    readout = getattr(model, "readout", None)
+    if readout is None or config.readout_lr_multiplier == 1.0:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
+    readout_ids = {id(p) for p in readout.parameters()}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in readout_ids]
+    head = [p for p in readout.parameters() if p.requires_grad]
+    return [
+        {"params": body, "lr": config.lr},
+        {"params": head, "lr": config.lr * config.readout_lr_multiplier},
+    ]
+
+
+def _to_batch(images: np.ndarray, masks: np.ndarray, index: np.ndarray, device: torch.device):
+    x = torch.from_numpy(np.ascontiguousarray(images[index], dtype=np.float32)).to(device)
+    y = torch.from_numpy(np.ascontiguousarray(masks[index], dtype=np.float32)).unsqueeze(1).to(device)
+    return x, y
+
+
+def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig) -> TrainHistory:
+    """Train `model` (images (N, m, H, W) -> logits (N, 1, H, W)) in place with Adam; return its history.
+
+    images: float32 (N, m, H, W); masks: bool (N, H, W). Each epoch visits every slice once in an
+    order drawn from a generator seeded with `config.seed` (last batch may be smaller). On the CPU
+    a run is deterministic for a seed and a model initialisation. A non-finite loss stops training
+    with FloatingPointError (an unstable adjoint solve shows up this way).
+    """
+    _check_arrays(model, images, masks)
+    device = resolve_device(config.device)
+    previous_threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        seed_everything(config.seed)
+        order_rng = np.random.default_rng(config.seed)
+        model.to(device).train()
+        optimizer = torch.optim.Adam(_parameter_groups(model, config))
+        n = images.shape[0]
+        n_batches = math.ceil(n / config.batch_size)
+        history = TrainHistory(n_slices=n, device=str(device))
+        start = time.perf_counter()
+        epochs = tqdm(range(config.epochs), desc="epochs", disable=not config.progress, mininterval=1.0)
+        for epoch in epochs:
+            order = order_rng.permutation(n)
+            total = 0.0
+            batches = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not config.progress, mininterval=1.0)
+            for b in batches:
+                index = np.sort(order[b * config.batch_size : (b + 1) * config.batch_size])
+                x, y = _to_batch(images, masks, index, device)
+                loss = segmentation_loss(model(x), y, config.loss)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                value = float(loss.detach())
+                history.batch_losses.append(value)
+                total += value * len(index)
+                batches.set_postfix(loss=f"{value:.4f}")
+            history.epoch_losses.append(total / n)
+            epochs.set_postfix(loss=f"{history.epoch_losses[-1]:.4f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        history.seconds = time.perf_counter() - start
+        history.slices_per_second = config.epochs * n / history.seconds if history.seconds > 0 else float("inf")
+        return history
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def predict_logits(
+    model: nn.Module, images: np.ndarray, batch_size: int = 32, device: str | torch.device | None = None
+) -> np.ndarray:
+    """Logits for every slice, float32 (N, H, W), in eval mode without gradients.
+
+    device: None keeps the model where it is; otherwise the model is moved there first.
+    """
+    _check_arrays(model, images)
+    if device is None:
+        device = _model_device(model)
+    else:
+        device = resolve_device(device)
+        model.to(device)
+    was_training = model.training
+    model.eval()
+    out = np.empty((images.shape[0], *images.shape[2:]), dtype=np.float32)
+    try:
+        with torch.no_grad():
+            for start in range(0, images.shape[0], batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32)).to(device)
+                out[start : start + len(x)] = model(x)[:, 0].float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def predict_masks(
+    model: nn.Module,
+    images: np.ndarray,
+    threshold: float = 0.5,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Binary masks bool (N, H, W): σ(logit) > threshold (Eq. (4)'s γ, binarised)."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    logits = predict_logits(model, images, batch_size=batch_size, device=device)
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64))) > threshold
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+_CHECKPOINT_FORMAT = 1
+
+
+def _model_classes() -> dict[str, Callable[..., nn.Module]]:
+    from lib.models.node import NeuralODESegmenter, SegmentationUNet
+    from lib.models.unet import UNet2D
+
+    return {cls.__name__: cls for cls in (NeuralODESegmenter, SegmentationUNet, UNet2D)}
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write the model's weights and constructor kwargs to `path`, atomically.
+
+    The file is written to a temporary file in the same folder and moved into place with
+    os.replace, so `path` is either the old file or the complete new one, never a partial one.
+    `model.init_kwargs` (every model in lib.models has it) lets `load_checkpoint` rebuild the
+    model. `extra` (plain Python values: numbers, strings, lists, dicts) is stored alongside.
+    """
+    kwargs = getattr(model, "init_kwargs", None)
+    if kwargs is None:
+        raise ValueError(f"{type(model).__name__} has no init_kwargs; cannot record how to rebuild it")
+    payload = {
+        "format": _CHECKPOINT_FORMAT,
+        "model_class": type(model).__name__,
+        "model_kwargs": dict(kwargs),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "extra": dict(extra or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    handle.close()
+    try:
+        torch.save(payload, handle.name)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model_factory: Callable[..., nn.Module] | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict]:
+    """Rebuild a model saved by `save_checkpoint`: returns (model in eval mode on `device`, extra).
+
+    model_factory: called with the stored constructor kwargs (e.g. `NeuralODESegmenter`); None
+    picks the lib.models class recorded in the file.
+    """
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if payload.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: unknown checkpoint format {payload.get('format')!r}")
+    if model_factory is None:
+        classes = _model_classes()
+        if payload["model_class"] not in classes:
+            raise ValueError(f"{path}: no model_factory given and unknown model class {payload['model_class']!r}")
+        model_factory = classes[payload["model_class"]]
+    model = model_factory(**payload["model_kwargs"])
+    model.load_state_dict(payload["state_dict"])
+    model.to(resolve_device(device)).eval()
+    return model, payload["extra"]

@@ -220,5 +220,5 @@ def mean_sd(values: Any, digits: int = 3) -> str:
     arr = np.asarray(values, dtype=np.float64).ravel()
     arr = arr[~np.isnan(arr)]
     mean = float(arr.mean()) if arr.size else math.nan
-    sd = float(arr.std()) if arr.size > 1 else math.nan
+    sd = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"

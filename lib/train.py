@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.device import resolve_device, seed_everything
+from lib.io import atomic_path
 
 __all__ = [
     "LOSSES",
@@ -275,9 +275,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | Non
     """Write the model's weights and constructor kwargs to `path`, atomically.
 
     The file is written to a temporary file in the same folder and moved into place with
-    os.replace, so `path` is either the old file or the complete new one, never a partial one.
-    `model.init_kwargs` (every model in lib.models has it) lets `load_checkpoint` rebuild the
-    model. `extra` (plain Python values: numbers, strings, lists, dicts) is stored alongside.
+    os.replace (`lib.io.atomic_path`), so `path` is either the old file or the complete new one,
+    never a partial one. `model.init_kwargs` (every model in lib.models has it) lets
+    `load_checkpoint` rebuild the model. `extra` (plain Python values: numbers, strings, lists, dicts) is stored alongside.
     """
     kwargs = getattr(model, "init_kwargs", None)
     if kwargs is None:
@@ -290,15 +290,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | Non
         "extra": dict(extra or {}),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    handle.close()
-    try:
-        torch.save(payload, handle.name)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
     return path
 
 

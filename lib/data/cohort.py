@@ -1,0 +1,105 @@
+"""The cohort a run uses: the embedded phantom (generated on first use) or the user's BraTS
+folder, validated before any work and fingerprinted by content.
+
+Validation and full content hashing read every file; their result is remembered in the
+cache folder under a quick key (relative paths, sizes, modification times), so an unchanged
+cohort is checked once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from lib import io
+from lib.paths import display, resolve
+
+
+class CohortError(ValueError):
+    """The cohort folder cannot be used as asked; ``str(err)`` is one line."""
+
+
+@dataclass(frozen=True)
+class Cohort:
+    root: Path
+    subjects: list
+    fingerprint: str
+    synthetic: bool
+
+
+def phantom_spec(params: Mapping[str, Any]):
+    from lib.data.phantom import PhantomSpec
+
+    return PhantomSpec(
+        n_subjects=params["phantom_subjects"],
+        seed=params["phantom_seed"],
+        resolution_mm=params["phantom_resolution_mm"],
+        hgg_fraction=params["phantom_hgg_fraction"],
+    )
+
+
+def ensure_phantom(root: Path, spec) -> None:
+    """Generate the phantom at ``root`` unless the same phantom is already there."""
+    from lib.data.phantom import generate_cohort
+
+    if not root.exists():
+        print(f"generating the synthetic phantom cohort in {display(root)} ({spec.n_subjects} subjects)", flush=True)
+        generate_cohort(root, spec)
+        return
+    marker = root / "phantom.json"
+    if not marker.is_file():
+        raise CohortError(f"{display(root)}: exists but is not a phantom cohort (no phantom.json); "
+                          "set data_source: folder to use it, or choose another data_dir")
+    try:
+        existing = io.read_json(marker).get("spec", {})
+    except ValueError:
+        raise CohortError(f"{display(marker)}: unreadable; delete {display(root)} to regenerate it") from None
+    wanted = spec.to_dict()
+    differs = sorted(k for k in wanted if existing.get(k) != wanted[k])
+    if differs:
+        raise CohortError(f"{display(root)}: holds a phantom with other settings ({', '.join(differs)}); "
+                          "delete it or choose another data_dir")
+
+
+def quick_key(root: Path, extra: Mapping[str, Any]) -> str:
+    """Cheap identity of a folder's files (paths, sizes, mtimes) plus what was asked of it."""
+    h = hashlib.sha256(json.dumps(dict(extra), sort_keys=True).encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        h.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def prepare_cohort(params: Mapping[str, Any]) -> Cohort:
+    """Generate (phantom) or locate the cohort, validate it, and fingerprint it.
+
+    Raises CohortError or lib.data.validate.InvalidCohortError before anything is written
+    (other than a freshly generated phantom).
+    """
+    from lib.data.cache import cohort_fingerprint
+    from lib.data.layout import discover
+    from lib.data.validate import require_valid
+
+    root = resolve(params["data_dir"])
+    synthetic = params["data_source"] == "phantom"
+    if synthetic:
+        ensure_phantom(root, phantom_spec(params))
+    elif not root.is_dir():
+        raise CohortError(f"{display(root)}: data_dir does not exist (data_source: folder)")
+
+    asked = {"modalities": list(params["modalities"]), "label_convention": params["label_convention"]}
+    memo = resolve(params["cache_dir"]) / "cohorts" / f"{quick_key(root, asked)}.json"
+    if memo.is_file():
+        try:
+            fingerprint = io.read_json(memo)["fingerprint"]
+            subjects = discover(root, modalities=tuple(params["modalities"]))
+            return Cohort(root, subjects, fingerprint, synthetic)
+        except (ValueError, KeyError):
+            pass  # a damaged memo is ignored and rebuilt
+    subjects = require_valid(root, modalities=tuple(params["modalities"]), label_convention=params["label_convention"])
+    fingerprint = cohort_fingerprint(root)
+    io.write_json(memo, {"root": str(root), "fingerprint": fingerprint, "valid": True, **asked})
+    return Cohort(root, subjects, fingerprint, synthetic)

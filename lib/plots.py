@@ -1,0 +1,195 @@
+"""Figures shared by the chapters. Functions take arrays and return matplotlib figures; the
+chapter saves them through ``RunDir.figure`` (which labels phantom figures as synthetic)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MODALITY_COLOURS = {"t1": "#1f77b4", "t1ce": "#ff7f0e", "t2": "#d62728", "flair": "#2ca02c"}
+LABEL_COLOURS = {1: "#1f77b4", 2: "#2ca02c", 3: "#d62728"}  # NCR, ED, ET (canonical labels)
+LABEL_NAMES = {1: "NCR/NET", 2: "ED", 3: "ET"}
+
+
+def _frame_indices(t: np.ndarray, times: Sequence[float]) -> list[int]:
+    return [int(np.argmin(np.abs(t - s))) for s in times]
+
+
+def label_overlay(ax, image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> None:
+    """Grey image with the canonical sub-labels (1 NCR, 2 ED, 3 ET) as coloured overlay."""
+    ax.imshow(image, cmap="gray")
+    rgba = np.zeros(labels.shape + (4,))
+    for value, colour in LABEL_COLOURS.items():
+        rgba[labels == value] = (*matplotlib.colors.to_rgb(colour), alpha)
+    ax.imshow(rgba)
+    ax.set_axis_off()
+
+
+def modality_grid(images: np.ndarray, labels: np.ndarray, modalities: Sequence[str], title: str = ""):
+    """One row: each modality of one slice, then the label overlay. images (m, H, W), labels (H, W)."""
+    m = len(modalities)
+    fig, axes = plt.subplots(1, m + 1, figsize=(2.2 * (m + 1), 2.5))
+    for ax, name, img in zip(axes, modalities, images):
+        ax.imshow(img, cmap="gray")
+        ax.set_title(name)
+        ax.set_axis_off()
+    label_overlay(axes[-1], images[list(modalities).index("flair")] if "flair" in modalities else images[0], labels)
+    axes[-1].set_title("labels")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def flow_figure(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray, truth: np.ndarray,
+                modalities: Sequence[str], times: Sequence[float], title: str = ""):
+    """The paper's Figures 4-6 for one slice.
+
+    (A) image flows I_t (rows: ``times``; columns: ODE channels named by the modality they start
+    from), (B) segmentation frames J_t beside the ground truth, (C) binarised contribution η_t.
+    Shapes: t (T,), I_t (T, m, H, W), J_t (T, H, W), eta (T, m, H, W), truth (H, W).
+    """
+    rows = _frame_indices(t, times)
+    m = len(modalities)
+    fig, axes = plt.subplots(len(rows), 2 * m + 2, figsize=(1.45 * (2 * m + 2), 1.5 * len(rows)), squeeze=False)
+    for r, fi in enumerate(rows):
+        for k in range(m):
+            ax = axes[r, k]
+            ax.imshow(I_t[fi, k], cmap="gray")
+            ax = axes[r, m + 2 + k]
+            ax.imshow(eta[fi, k], cmap="gray", vmin=0, vmax=1)
+            if eta[fi, k].all():
+                ax.text(0.5, 0.5, "*", color="red", ha="center", va="center", transform=ax.transAxes, fontsize=16)
+        axes[r, m].imshow(J_t[fi], cmap="magma", vmin=0, vmax=1)
+        axes[r, m + 1].imshow(truth if r == len(rows) - 1 else np.zeros_like(truth), cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_ylabel(f"t = {t[fi]:.2f}", fontsize=8)
+    for k, name in enumerate(modalities):
+        axes[0, k].set_title(f"(A) I_t {name}", fontsize=8)
+        axes[0, m + 2 + k].set_title(f"(C) η_t {name}", fontsize=8)
+    axes[0, m].set_title("(B) J_t", fontsize=8)
+    axes[0, m + 1].set_title("truth (last row)", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def acc_panels(curves_by_seed: dict, modalities: Sequence[str], title: str = "", ylabel: str = "μ_t (ACC)"):
+    """The paper's Figure 7: mean ACC with a shaded ± sd band per modality, one panel per seed.
+
+    curves_by_seed: {seed: DataFrame with columns t, modality, mean, sd}."""
+    n = len(curves_by_seed)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 2.8), sharey=True, squeeze=False)
+    for ax, (seed, curves) in zip(axes[0], curves_by_seed.items()):
+        for name in modalities:
+            c = curves[curves["modality"] == name].sort_values("t")
+            colour = MODALITY_COLOURS.get(name)
+            ax.plot(c["t"], c["mean"], color=colour, label=name)
+            ax.fill_between(c["t"], c["mean"] - c["sd"], c["mean"] + c["sd"], color=colour, alpha=0.15)
+        ax.set_title(f"seed {seed}", fontsize=9)
+        ax.set_xlabel("t")
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, -1].legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
+            vmin: float = -1, vmax: float = 1, cmap: str = "coolwarm", ax=None):
+    """Annotated heat map (e.g. channel mixing correlations)."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(0.8 * len(col_labels) + 1.5, 0.6 * len(row_labels) + 1))
+    im = ax.imshow(matrix, vmin=vmin, vmax=vmax, cmap=cmap)
+    ax.set_xticks(range(len(col_labels)), col_labels, fontsize=8)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    if own:
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        return fig
+    return im
+
+
+def flow_animation(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray,
+                   modalities: Sequence[str], every: int = 5, label: str = "") -> str:
+    """An HTML/JavaScript animation of I_t, J_t and η_t over t that plays in a static page
+    (no kernel): matplotlib's ``to_jshtml`` embeds every frame. Returns the HTML string."""
+    from matplotlib import animation
+
+    m = len(modalities)
+    frames = list(range(0, len(t), every))
+    if frames[-1] != len(t) - 1:
+        frames.append(len(t) - 1)
+    fig, axes = plt.subplots(2, m + 1, figsize=(1.6 * (m + 1), 3.4))
+    ims = []
+    for k in range(m):
+        lo, hi = np.percentile(I_t[:, k], [1, 99])
+        ims.append(axes[0, k].imshow(I_t[0, k], cmap="gray", vmin=lo, vmax=hi))
+        axes[0, k].set_title(f"I_t {modalities[k]}", fontsize=7)
+        ims.append(axes[1, k].imshow(eta[0, k], cmap="gray", vmin=0, vmax=1))
+        axes[1, k].set_title(f"η_t {modalities[k]}", fontsize=7)
+    ims.append(axes[0, m].imshow(J_t[0], cmap="magma", vmin=0, vmax=1))
+    axes[0, m].set_title("J_t", fontsize=7)
+    axes[1, m].set_axis_off()
+    text = axes[1, m].text(0.5, 0.5, "", ha="center", va="center", fontsize=9, transform=axes[1, m].transAxes)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if label:
+        fig.suptitle(label, fontsize=7, color="#b22222")
+
+    def update(fi):
+        for k in range(m):
+            ims[2 * k].set_data(I_t[fi, k])
+            ims[2 * k + 1].set_data(eta[fi, k])
+        ims[-1].set_data(J_t[fi])
+        text.set_text(f"t = {t[fi]:.2f}")
+        return ims + [text]
+
+    anim = animation.FuncAnimation(fig, update, frames=frames, interval=120, blit=False)
+    html = anim.to_jshtml(default_mode="loop")
+    plt.close(fig)
+    return html
+
+
+def flow_explorer(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray, modalities: Sequence[str]):
+    """ipywidgets explorer (needs a live kernel): pick a slice and scrub t across I_t, J_t and η_t.
+
+    Shapes: I_t (T, N, m, H, W), J_t (T, N, H, W), eta (T, N, m, H, W)."""
+    import ipywidgets as widgets
+
+    slice_w = widgets.IntSlider(0, 0, I_t.shape[1] - 1, description="slice")
+    time_w = widgets.IntSlider(0, 0, len(t) - 1, description="t index")
+
+    def show(slice_index, time_index):
+        m = len(modalities)
+        fig, axes = plt.subplots(2, m + 1, figsize=(1.8 * (m + 1), 3.8))
+        for k in range(m):
+            axes[0, k].imshow(I_t[time_index, slice_index, k], cmap="gray")
+            axes[0, k].set_title(f"I_t {modalities[k]}", fontsize=8)
+            axes[1, k].imshow(eta[time_index, slice_index, k], cmap="gray", vmin=0, vmax=1)
+            axes[1, k].set_title(f"η_t {modalities[k]}", fontsize=8)
+        axes[0, m].imshow(J_t[time_index, slice_index], cmap="magma", vmin=0, vmax=1)
+        axes[0, m].set_title(f"J_t, t = {t[time_index]:.2f}", fontsize=8)
+        axes[1, m].set_axis_off()
+        for ax in axes.flat:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        plt.show()
+
+    return widgets.interactive(show, slice_index=slice_w, time_index=time_w)

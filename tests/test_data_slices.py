@@ -1,0 +1,289 @@
+"""2-D slice sets from synthetic cohorts with a known tumour extent, and their cache.
+
+Every synthetic subject (tests/conftest.py) is 16 x 16 x 8 voxels with brain in z = 1..6,
+whole tumour (5 x 5 = 25 pixels per slice) in z = 2..5 and tumour core / enhancing tumour
+(ET 2 x 2 = 4 pixels) in z = 3..4. With ``crop="none"`` and ``image_size=16`` no resizing
+happens, so pixel counts are exact.
+"""
+
+import os
+
+import nibabel
+import numpy as np
+import pytest
+
+from lib.data import cache
+from lib.data.cache import cached, cohort_fingerprint
+from lib.data.slices import SliceSet, even_subsample, load_slices
+
+EXACT = dict(crop="none", image_size=16, progress=False)
+
+
+def forbid_nifti_reads(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a NIfTI file was read")
+
+    monkeypatch.setattr(nibabel, "load", refuse)
+
+
+@pytest.mark.parametrize("slice_filter, region, min_pixels, kept", [
+    ("all", "WT", 1, list(range(8))),
+    ("brain", "WT", 1, [1, 2, 3, 4, 5, 6]),
+    ("tumour", "WT", 1, [2, 3, 4, 5]),
+    ("tumour", "WT", 25, [2, 3, 4, 5]),
+    ("tumour", "WT", 26, []),
+    ("tumour", "TC", 1, [3, 4]),
+    ("tumour", "ET", 4, [3, 4]),
+    ("tumour", "ET", 5, []),
+    ("tumour", "ED", 1, [2, 3, 4, 5]),
+])
+def test_slice_filter_keeps_the_known_slices(make_cohort, slice_filter, region, min_pixels, kept):
+    root = make_cohort("brats2021", n_subjects=2)
+    slices = load_slices(root, ("t1", "flair"), slice_filter=slice_filter, filter_region=region,
+                         min_region_pixels=min_pixels, **EXACT)
+    assert len(slices) == 2 * len(kept)
+    assert slices.slice_index.tolist() == kept * 2
+    assert slices.subject_ids.tolist() == ["BraTS2021_00000"] * len(kept) + ["BraTS2021_00001"] * len(kept)
+
+
+def test_arrays_have_the_documented_shapes_types_and_content(make_cohort, synth):
+    root = make_cohort("brats2020", n_subjects=2)  # label files use 4 for ET
+    slices = load_slices(root, ("t1", "t1ce", "t2", "flair"), **EXACT)
+    assert slices.images.shape == (8, 4, 16, 16) and slices.images.dtype == np.float32
+    assert slices.labels.shape == (8, 16, 16) and slices.labels.dtype == np.uint8
+    assert slices.brain.shape == (8, 16, 16) and slices.brain.dtype == bool
+    assert slices.modalities == ("t1", "t1ce", "t2", "flair")
+    label = synth.geometry.canonical_label()
+    for i, z in enumerate(slices.slice_index):
+        np.testing.assert_array_equal(slices.labels[i], label[:, :, z])  # ET mapped 4 -> 3
+        np.testing.assert_array_equal(slices.brain[i], synth.geometry.brain_mask()[:, :, z])
+    assert slices.grades.tolist() == ["HGG"] * 4 + ["LGG"] * 4  # from name_mapping.csv
+
+
+def test_channels_follow_the_requested_modality_order(make_cohort):
+    root = make_cohort("brats2023", n_subjects=1)
+    folder = root / "BraTS-GLI-00000-000"
+    slices = load_slices(root, ("t2f", "t1n"), normalisation="none", slice_filter="all", **EXACT)
+    flair = nibabel.load(folder / "BraTS-GLI-00000-000-t2f.nii.gz").get_fdata()
+    t1 = nibabel.load(folder / "BraTS-GLI-00000-000-t1n.nii.gz").get_fdata()
+    assert slices.modalities == ("flair", "t1")
+    np.testing.assert_allclose(slices.images[:, 0], np.moveaxis(flair, 2, 0), rtol=1e-6)
+    np.testing.assert_allclose(slices.images[:, 1], np.moveaxis(t1, 2, 0), rtol=1e-6)
+    assert slices.grades.tolist() == [None] * 8
+
+
+def test_zscore_is_computed_over_the_whole_brain_volume(make_cohort):
+    root = make_cohort("brats2021", n_subjects=1)
+    slices = load_slices(root, ("t1", "t2"), slice_filter="all", normalisation="zscore", **EXACT)
+    for channel in range(2):
+        brain_voxels = slices.images[:, channel][slices.brain]
+        assert abs(brain_voxels.mean()) < 1e-5 and abs(brain_voxels.std() - 1) < 1e-5
+        assert np.all(slices.images[:, channel][~slices.brain] == 0)
+
+
+def test_brain_crop_is_a_square_window_around_the_brain(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    # Brain spans x 2..13 (12 voxels) and y 3..12 (10): the square window is x 2..13, y 2..13,
+    # and image_size 12 means no resizing.
+    slices = load_slices(root, ("t1",), crop="brain_bbox", crop_margin=0, image_size=12, progress=False)
+    label = synth.geometry.canonical_label()
+    assert slices.labels.shape == (4, 12, 12)
+    for i, z in enumerate(slices.slice_index):
+        np.testing.assert_array_equal(slices.labels[i], label[2:14, 2:14, z])
+
+
+def test_resizing_to_image_size_keeps_the_slices_and_label_values(make_cohort):
+    root = make_cohort("brats2023", n_subjects=1)
+    slices = load_slices(root, ("t1c",), image_size=32, progress=False)
+    assert slices.images.shape == (4, 1, 32, 32)
+    assert set(np.unique(slices.labels).tolist()) == {0, 1, 2, 3}
+    assert slices.region("WT").sum(axis=(1, 2)).min() > 25  # upsampled from 25 pixels
+
+
+def test_max_slices_per_subject_subsamples_evenly(make_cohort):
+    root = make_cohort("brats2021", n_subjects=2)
+    slices = load_slices(root, ("t1",), slice_filter="all", max_slices_per_subject=3, **EXACT)
+    assert slices.slice_index.tolist() == [0, 4, 7, 0, 4, 7]
+    tumour = load_slices(root, ("t1",), max_slices_per_subject=2, **EXACT)
+    assert tumour.slice_index.tolist() == [2, 5, 2, 5]
+
+
+def test_even_subsample_spreads_indices_without_repeats():
+    assert even_subsample(8, 3).tolist() == [0, 4, 7]
+    assert even_subsample(4, 10).tolist() == [0, 1, 2, 3]
+    for n in range(1, 30):
+        for k in range(1, n + 1):
+            picked = even_subsample(n, k)
+            assert len(set(picked.tolist())) == k and picked.min() >= 0 and picked.max() < n
+
+
+def test_target_spacing_resamples_through_plane(make_cohort):
+    root = make_cohort("brats2021", n_subjects=1)
+    slices = load_slices(root, ("t1",), slice_filter="all", target_spacing=(1.0, 1.0, 2.0), **EXACT)
+    assert slices.slice_index.tolist() == [0, 1, 2, 3]  # 8 slices of 1 mm -> 4 of 2 mm
+
+
+def test_incomplete_subject_is_named(make_cohort):
+    root = make_cohort("brats2021", n_subjects=2)
+    (root / "BraTS2021_00001" / "BraTS2021_00001_t2.nii.gz").unlink()
+    with pytest.raises(ValueError, match=r"BraTS2021_00001 lacks t2.*python -m lib validate"):
+        load_slices(root, ("t1", "t2"), **EXACT)
+    assert len(load_slices(root, ("t1",), **EXACT)) == 8  # t2 not requested: fine
+
+
+@pytest.mark.parametrize("argument, value", [
+    ("normalisation", "histogram"), ("crop", "skull"), ("slice_filter", "lesion"),
+    ("filter_region", "GTV"), ("min_region_pixels", 0), ("label_convention", "brats2017"),
+])
+def test_unknown_arguments_are_rejected_before_any_work(make_cohort, monkeypatch, argument, value):
+    root = make_cohort("brats2021", n_subjects=1)
+    forbid_nifti_reads(monkeypatch)
+    with pytest.raises(ValueError, match=argument.split("_")[0]):
+        load_slices(root, ("t1",), progress=False, **{argument: value})
+
+
+# ---------------------------------------------------------------- SliceSet
+
+
+def small_slice_set() -> SliceSet:
+    labels = np.zeros((3, 2, 2), np.uint8)
+    labels[0, 0, 0], labels[1, 0, 0], labels[2, 0, 0] = 1, 2, 3
+    images = np.arange(3 * 2 * 4, dtype=np.float32).reshape(3, 2, 2, 2)
+    return SliceSet(images=images, labels=labels, brain=np.ones((3, 2, 2), bool),
+                    subject_ids=np.array(["A", "B", "A"]), slice_index=np.array([4, 7, 5]),
+                    grades=np.array(["HGG", None, "HGG"], dtype=object), modalities=("t1", "flair"))
+
+
+def test_slice_set_selection_methods():
+    s = small_slice_set()
+    assert len(s) == 3
+    assert s.region("TC")[:, 0, 0].tolist() == [True, False, True]
+    assert s.region("WT")[:, 0, 0].tolist() == [True, True, True]
+    a = s.for_subjects(["A"])
+    assert a.subject_ids.tolist() == ["A", "A"] and a.slice_index.tolist() == [4, 5]
+    np.testing.assert_array_equal(a.images, s.images[[0, 2]])
+    assert s.subset(np.array([False, True, False])).grades.tolist() == [None]
+    assert len(s.subset(1)) == 1 and len(s.subset(slice(0, 2))) == 2
+    swapped = s.select_modalities(["t2f", "t1n"])  # aliases of flair, t1
+    assert swapped.modalities == ("flair", "t1")
+    np.testing.assert_array_equal(swapped.images[:, 0], s.images[:, 1])
+    with pytest.raises(ValueError, match="not in this slice set"):
+        s.select_modalities(["t2"])
+
+
+def test_slice_set_rejects_inconsistent_arrays():
+    s = small_slice_set()
+    with pytest.raises(ValueError, match="disagree"):
+        SliceSet(s.images, s.labels[:2], s.brain, s.subject_ids, s.slice_index, s.grades, s.modalities)
+    with pytest.raises(ValueError, match="does not match modalities"):
+        SliceSet(s.images, s.labels, s.brain, s.subject_ids, s.slice_index, s.grades, ("t1",))
+
+
+# ---------------------------------------------------------------- cache
+
+
+def assert_same(a: SliceSet, b: SliceSet):
+    for name in ("images", "labels", "brain", "subject_ids", "slice_index"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.grades.tolist() == b.grades.tolist() and a.modalities == b.modalities
+
+
+def test_second_load_reads_no_nifti(make_cohort, tmp_path, monkeypatch):
+    root = make_cohort("brats2020", n_subjects=2)
+    cache_dir = tmp_path / "cache"
+    first = load_slices(root, ("t1", "flair"), cache_dir=cache_dir, progress=False)
+    assert len(list(cache_dir.glob("*.npz"))) == 1
+    forbid_nifti_reads(monkeypatch)
+    second = load_slices(root, ("t1", "flair"), cache_dir=cache_dir, progress=False)
+    assert_same(first, second)
+    assert second.grades.tolist() == ["HGG"] * 4 + ["LGG"] * 4
+    # Any other argument is another entry, so it has to read the files again.
+    with pytest.raises(AssertionError, match="NIfTI file was read"):
+        load_slices(root, ("t1", "flair"), cache_dir=cache_dir, image_size=32, progress=False)
+
+
+def test_changed_cohort_content_misses_the_cache(make_cohort, tmp_path, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    cache_dir = tmp_path / "cache"
+    before = load_slices(root, ("t1",), cache_dir=cache_dir, **EXACT)
+    label_path = root / "BraTS2021_00000" / "BraTS2021_00000_seg.nii.gz"
+    label = synth.file_label(synth.geometry.canonical_label(), "brats2021")
+    label[:, :, 5] = 0  # the tumour now ends at z = 4
+    synth.write_nifti(label_path, label)
+    after = load_slices(root, ("t1",), cache_dir=cache_dir, **EXACT)
+    assert before.slice_index.tolist() == [2, 3, 4, 5] and after.slice_index.tolist() == [2, 3, 4]
+    assert len(list(cache_dir.glob("*.npz"))) == 2
+
+
+def test_corrupt_cache_entry_is_rebuilt(make_cohort, tmp_path):
+    root = make_cohort("brats2021", n_subjects=1)
+    cache_dir = tmp_path / "cache"
+    first = load_slices(root, ("t1",), cache_dir=cache_dir, **EXACT)
+    (entry,) = cache_dir.glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:100])  # as if a copy of the cache was cut short
+    assert_same(load_slices(root, ("t1",), cache_dir=cache_dir, **EXACT), first)
+    assert entry.stat().st_size > 100  # rewritten whole
+
+
+def test_cached_builds_once_per_key(tmp_path):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": np.arange(3), "names": np.array(["a", "b"])}
+
+    first = cached(tmp_path, {"cohort": "abc", "size": 64}, build)
+    second = cached(tmp_path, {"size": 64, "cohort": "abc"}, build)  # key order does not matter
+    assert len(calls) == 1
+    np.testing.assert_array_equal(second["x"], [0, 1, 2])
+    assert second["names"].tolist() == ["a", "b"] and set(first) == set(second) == {"x", "names"}
+    cached(tmp_path, {"cohort": "abc", "size": 32}, build)
+    assert len(calls) == 2
+
+
+def test_cache_version_is_part_of_the_key(tmp_path, monkeypatch):
+    build = lambda: {"x": np.zeros(1)}  # noqa: E731
+    cached(tmp_path, {"k": 1}, build)
+    monkeypatch.setattr(cache, "CACHE_VERSION", cache.CACHE_VERSION + 1)
+    assert cache.cache_path(tmp_path, {"k": 1}) not in set(tmp_path.glob("*.npz"))
+
+
+def test_interrupted_write_leaves_no_entry(tmp_path, monkeypatch):
+    def savez_then_crash(stream, **arrays):
+        stream.write(b"PK\x03\x04 partial zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", savez_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        cached(tmp_path, {"k": 1}, lambda: {"x": np.zeros(1)})
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_build_leaves_no_entry(tmp_path):
+    def broken_build():
+        raise RuntimeError("subject 3 unreadable")
+
+    with pytest.raises(RuntimeError):
+        cached(tmp_path, {"k": 1}, broken_build)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fingerprint_depends_on_content_and_names_not_location_or_dates(tmp_path, synth):
+    a, b = tmp_path / "a" / "BraTS2021_00000", tmp_path / "b" / "BraTS2021_00000"
+    synth.write_subject(a, "brats2021", seed=1)
+    synth.write_subject(b, "brats2021", seed=1)
+    fingerprint = cohort_fingerprint(a.parent)
+    assert cohort_fingerprint(b.parent) == fingerprint and len(fingerprint) == 64
+
+    t1 = b / "BraTS2021_00000_t1.nii.gz"
+    os.utime(t1, (1_000_000, 1_000_000))
+    assert cohort_fingerprint(b.parent) == fingerprint  # dates do not count
+    (b / "notes.txt").write_text("not part of the data")
+    assert cohort_fingerprint(b.parent) == fingerprint
+
+    t1.write_bytes(t1.read_bytes()[:-1] + bytes([t1.read_bytes()[-1] ^ 1]))
+    assert cohort_fingerprint(b.parent) != fingerprint
+    synth.write_subject(b, "brats2021", seed=1)
+    assert cohort_fingerprint(b.parent) == fingerprint
+    t1.rename(b / "BraTS2021_00000_t1.nii")
+    assert cohort_fingerprint(b.parent) != fingerprint

@@ -1,0 +1,283 @@
+"""Cohort validation: one test per kind of problem, each a single line naming file and fault."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lib.data.validate import (InvalidCohortError, Problem, format_report, main, require_valid,
+                               validate_cohort)
+
+
+def only_problem(problems, path, *fragments) -> str:
+    """The single problem's line, checked to name ``path`` and contain every fragment."""
+    assert len(problems) == 1, [str(p) for p in problems]
+    line = str(problems[0])
+    assert problems[0].path == str(path)
+    assert line.startswith(f"{path}: ")
+    assert "\n" not in line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+@pytest.mark.parametrize("layout", ["brats2018", "brats2020", "brats2021", "brats2023"])
+def test_synthetic_cohorts_of_every_layout_are_valid(make_cohort, layout):
+    assert validate_cohort(make_cohort(layout)) == []
+
+
+def test_uncompressed_cohort_is_valid(make_cohort):
+    assert validate_cohort(make_cohort("brats2020", suffix=".nii")) == []
+
+
+def test_problem_is_one_line_path_then_message():
+    assert str(Problem("/data/a.nii.gz", "unreadable")) == "/data/a.nii.gz: unreadable"
+
+
+def test_missing_root(tmp_path):
+    only_problem(validate_cohort(tmp_path / "absent"), tmp_path / "absent", "does not exist")
+
+
+def test_root_without_subjects(tmp_path):
+    only_problem(validate_cohort(tmp_path), tmp_path, "no subject folders found")
+
+
+def test_missing_modality(make_cohort):
+    root = make_cohort("brats2020", n_subjects=2)
+    folder = root / "BraTS20_Training_002"
+    (folder / "BraTS20_Training_002_t1ce.nii.gz").unlink()
+    only_problem(validate_cohort(root), folder, "missing t1ce image", "BraTS20_Training_002_t1ce.nii.gz")
+
+
+def test_missing_modality_is_named_as_in_the_2023_layout(make_cohort):
+    root = make_cohort("brats2023", n_subjects=2)
+    folder = root / "BraTS-GLI-00001-000"
+    (folder / "BraTS-GLI-00001-000-t2f.nii.gz").unlink()
+    only_problem(validate_cohort(root), folder, "missing flair image", "BraTS-GLI-00001-000-t2f.nii.gz")
+
+
+def test_missing_label_only_when_labels_are_required(make_cohort):
+    root = make_cohort("brats2021", n_subjects=2)
+    folder = root / "BraTS2021_00000"
+    (folder / "BraTS2021_00000_seg.nii.gz").unlink()
+    only_problem(validate_cohort(root), folder, "missing segmentation", "BraTS2021_00000_seg.nii.gz")
+    assert validate_cohort(root, require_label=False) == []
+
+
+def test_empty_subject_folder_is_reported_not_skipped(make_cohort):
+    root = make_cohort("brats2021", n_subjects=2)
+    empty = root / "BraTS2021_00002"
+    empty.mkdir()
+    problems = validate_cohort(root)
+    assert [p.path for p in problems] == [str(empty)] * 5
+    assert [p.message.split(" (")[0] for p in problems] == [
+        "missing t1 image", "missing t1ce image", "missing t2 image", "missing flair image",
+        "missing segmentation"]
+
+
+def test_only_requested_modalities_are_required(make_cohort):
+    root = make_cohort("brats2021", n_subjects=2)
+    (root / "BraTS2021_00000" / "BraTS2021_00000_t1.nii.gz").unlink()
+    assert validate_cohort(root, modalities=("t1ce", "flair")) == []
+
+
+def test_truncated_gzip_is_reported_not_raised(make_cohort):
+    root = make_cohort("brats2020", n_subjects=2)
+    path = root / "BraTS20_Training_001" / "BraTS20_Training_001_flair.nii.gz"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    only_problem(validate_cohort(root), path, "unreadable")
+
+
+def test_file_that_is_not_gzip_at_all(make_cohort):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_t2.nii.gz"
+    path.write_bytes(b"<html>404 Not Found</html>")
+    only_problem(validate_cohort(root), path, "unreadable")
+
+
+def test_shape_mismatch_names_the_odd_file_and_the_reference(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_t2.nii.gz"
+    synth.write_nifti(path, np.ones((16, 16, 9), np.float32))
+    only_problem(validate_cohort(root), path, "shape (16, 16, 9) differs from BraTS2021_00000_t1.nii.gz (16, 16, 8)")
+
+
+def test_label_shape_mismatch(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_seg.nii.gz"
+    synth.write_nifti(path, np.zeros((16, 15, 8), np.uint8))
+    only_problem(validate_cohort(root), path, "shape (16, 15, 8) differs")
+
+
+def test_affine_mismatch(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_flair.nii.gz"
+    shifted = np.eye(4)
+    shifted[0, 3] = 0.5  # half a voxel: a different grid, although the shape agrees
+    synth.write_nifti(path, synth.synthetic_image(3, 0), affine=shifted)
+    only_problem(validate_cohort(root), path, "affine differs from BraTS2021_00000_t1.nii.gz", "0.5")
+
+
+def test_affine_rounding_below_tolerance_is_accepted(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_flair.nii.gz"
+    nearly = np.eye(4)
+    nearly[0, 3] = 1e-4
+    synth.write_nifti(path, synth.synthetic_image(3, 0), affine=nearly)
+    assert validate_cohort(root) == []
+
+
+def test_nan_and_inf_intensities(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_t1ce.nii.gz"
+    image = synth.synthetic_image(1, 0)
+    image[8, 8, 4] = np.nan
+    image[8, 9, 4] = np.nan
+    image[0, 0, 0] = np.inf
+    synth.write_nifti(path, image)
+    only_problem(validate_cohort(root), path, "non-finite values: 2 NaN and 1 infinite voxel(s)")
+
+
+def test_four_dimensional_volume(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_t2.nii.gz"
+    synth.write_nifti(path, np.ones((16, 16, 8, 2), np.float32))
+    only_problem(validate_cohort(root), path, "expected a 3-D volume, got shape (16, 16, 8, 2)")
+
+
+def test_label_values_outside_the_convention(make_cohort, synth):
+    root = make_cohort("brats2020", n_subjects=2)
+    path = root / "BraTS20_Training_002" / "BraTS20_Training_002_seg.nii.gz"
+    label = synth.file_label(synth.geometry.canonical_label(), "brats2020")
+    label[0, 0, 0] = 5
+    label[0, 0, 1] = 7
+    synth.write_nifti(path, label)
+    only_problem(validate_cohort(root), path, "label values [5, 7] not allowed by the brats2020 convention",
+                 "allowed [0, 1, 2, 4]")
+
+
+def test_label_3_and_4_in_one_file(make_cohort, synth):
+    root = make_cohort("brats2020", n_subjects=1)
+    path = root / "BraTS20_Training_001" / "BraTS20_Training_001_seg.nii.gz"
+    label = synth.file_label(synth.geometry.canonical_label(), "brats2020")
+    label[0, 0, 0] = 3
+    synth.write_nifti(path, label)
+    only_problem(validate_cohort(root), path, "label values [3] not allowed by the brats2020 convention")
+
+
+def test_explicit_convention_rejects_the_other_releases_et_value(make_cohort):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_seg.nii.gz"
+    only_problem(validate_cohort(root, label_convention="brats2023"), path, "label values [4]")
+
+
+def test_cohort_mixing_label_conventions(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=3)
+    path = root / "BraTS2021_00002" / "BraTS2021_00002_seg.nii.gz"
+    synth.write_nifti(path, synth.geometry.canonical_label())  # ET written as 3, the others as 4
+    only_problem(validate_cohort(root), root, "label files mix conventions",
+                 "brats2020 in 2 subject(s)", "brats2023 in 1 subject(s) (e.g. BraTS2021_00002)")
+
+
+def test_name_mapping_unreadable(make_cohort):
+    root = make_cohort("brats2020", n_subjects=2)
+    csv = root / "name_mapping.csv"
+    csv.write_text("")
+    only_problem(validate_cohort(root), csv, "unreadable CSV")
+
+
+def test_name_mapping_without_the_needed_columns(make_cohort):
+    root = make_cohort("brats2020", n_subjects=2)
+    csv = root / "name_mapping.csv"
+    csv.write_text("Grade,Subject\nHGG,BraTS20_Training_001\nLGG,BraTS20_Training_002\n")
+    only_problem(validate_cohort(root), csv, "missing column(s) BraTS_2020_subject_ID", "found: Grade, Subject")
+
+
+def test_name_mapping_with_an_unknown_grade(make_cohort):
+    root = make_cohort("brats2020", n_subjects=2)
+    csv = root / "name_mapping.csv"
+    csv.write_text("Grade,BraTS_2020_subject_ID\nHGG,BraTS20_Training_001\nGBM,BraTS20_Training_002\n")
+    only_problem(validate_cohort(root), csv, "Grade values ['GBM'] are not HGG or LGG", "BraTS20_Training_002")
+
+
+def test_name_mapping_missing_a_subject(make_cohort):
+    root = make_cohort("brats2020", n_subjects=3)
+    csv = root / "name_mapping.csv"
+    csv.write_text("Grade,BraTS_2020_subject_ID\nHGG,BraTS20_Training_001\n")
+    only_problem(validate_cohort(root), csv, "2 subject(s) not listed: BraTS20_Training_002, BraTS20_Training_003")
+
+
+def test_duplicate_subject_id_across_grade_folders(make_cohort, synth):
+    root = make_cohort("brats2018", n_subjects=2)  # Brats18_2013_0_1 is HGG
+    duplicate = root / "LGG" / "Brats18_2013_0_1"
+    synth.write_subject(duplicate, "brats2018")
+    only_problem(validate_cohort(root), duplicate, "duplicate subject id Brats18_2013_0_1",
+                 str(root / "HGG" / "Brats18_2013_0_1"))
+
+
+def test_two_files_for_one_modality(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    folder = root / "BraTS2021_00000"
+    synth.write_nifti(folder / "BraTS2021_00000_t1.nii", synth.synthetic_image(0, 0))
+    only_problem(validate_cohort(root), folder, "2 files for the t1 image",
+                 "BraTS2021_00000_t1.nii, BraTS2021_00000_t1.nii.gz")
+
+
+def test_every_problem_is_reported_not_just_the_first(make_cohort):
+    root = make_cohort("brats2021", n_subjects=3)
+    (root / "BraTS2021_00000" / "BraTS2021_00000_t1.nii.gz").unlink()
+    (root / "BraTS2021_00002" / "BraTS2021_00002_seg.nii.gz").unlink()
+    problems = validate_cohort(root)
+    assert [p.path for p in problems] == [str(root / "BraTS2021_00000"), str(root / "BraTS2021_00002")]
+
+
+def test_each_file_is_read_once(make_cohort, monkeypatch):
+    root = make_cohort("brats2021", n_subjects=2)
+    read = []
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or real_read_bytes(self))
+    assert validate_cohort(root) == []
+    assert len(read) == len(set(read)) == 2 * 5
+
+
+def test_require_valid_returns_subjects_or_raises_with_every_line(make_cohort):
+    root = make_cohort("brats2021", n_subjects=2)
+    assert [s.subject_id for s in require_valid(root)] == ["BraTS2021_00000", "BraTS2021_00001"]
+    (root / "BraTS2021_00000" / "BraTS2021_00000_t1.nii.gz").unlink()
+    (root / "BraTS2021_00001" / "BraTS2021_00001_t2.nii.gz").unlink()
+    with pytest.raises(InvalidCohortError) as error:
+        require_valid(root)
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2 and "missing t1 image" in lines[0] and "missing t2 image" in lines[1]
+    assert isinstance(error.value, ValueError) and len(error.value.problems) == 2
+
+
+def test_format_report_ok_line(make_cohort):
+    root = make_cohort("brats2020", n_subjects=6)
+    assert format_report([], root) == "OK: 6 subjects, modalities t1,t1ce,t2,flair, layout brats2020"
+
+
+def test_cli_returns_0_when_valid_and_1_with_the_problem_lines(make_cohort, capsys):
+    root = make_cohort("brats2023", n_subjects=2)
+    assert main([str(root), "--modalities", "t1c", "t2f"]) == 0
+    assert capsys.readouterr().out.strip() == "OK: 2 subjects, modalities t1ce,flair, layout brats2023"
+
+    (root / "BraTS-GLI-00000-000" / "BraTS-GLI-00000-000-seg.nii.gz").unlink()
+    assert main([str(root), "--no-label"]) == 0
+    capsys.readouterr()
+    assert main([str(root)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{root / 'BraTS-GLI-00000-000'}: missing segmentation (expected BraTS-GLI-00000-000-seg.nii.gz)"
+    assert out[-1] == f"INVALID: 1 problem(s) in {root}"
+
+
+def test_gzip_with_bad_crc_is_unreadable(make_cohort):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_t1ce.nii.gz"
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    compressed = bytearray(gzip.compress(bytes(raw)))
+    compressed[-8] ^= 0xFF  # corrupt the stored CRC32: the data decompress, the check fails
+    path.write_bytes(bytes(compressed))
+    only_problem(validate_cohort(root), path, "unreadable")

@@ -1,0 +1,306 @@
+"""Eq. (4)-(7) of study A on hand-made tensors with known answers, the ACC curves and the ACC rule."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from lib.explain import acc
+from lib.explain.verdict import agreement
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+# ---------------------------------------------------------------- Eq. (5): J_t
+
+
+def two_channel_frames():
+    """I_t of shape (T=2, N=1, m=2, H=1, W=2)."""
+    frames = np.zeros((2, 1, 2, 1, 2), dtype=np.float32)
+    frames[0, 0, 0, 0] = [1.0, 0.0]  # channel 0 at t = 0
+    frames[0, 0, 1, 0] = [0.0, 1.0]  # channel 1 at t = 0
+    frames[1, 0, 0, 0] = [2.0, 0.0]
+    frames[1, 0, 1, 0] = [0.5, 1.0]
+    return frames
+
+
+def test_segmentation_frames_by_hand():
+    frames = two_channel_frames()
+    w, b = np.array([1.0, 2.0]), -1.0
+    j = acc.segmentation_frames(frames, w, b)
+    assert j.shape == (2, 1, 1, 2)
+    # t0: z = [1*1 + 2*0 - 1, 1*0 + 2*1 - 1] = [0, 1]; t1: z = [2 + 1 - 1, 0 + 2 - 1] = [2, 1]
+    np.testing.assert_allclose(j[0, 0, 0], [0.5, sigmoid(1.0)], rtol=1e-6)
+    np.testing.assert_allclose(j[1, 0, 0], [sigmoid(2.0), sigmoid(1.0)], rtol=1e-6)
+    # as printed (no bias): z shifts by +1
+    j_printed = acc.segmentation_frames(frames, w, b, include_bias=False)
+    np.testing.assert_allclose(j_printed[0, 0, 0], [sigmoid(1.0), sigmoid(2.0)], rtol=1e-6)
+
+
+def test_final_segmentation_and_logits_threshold():
+    frames = two_channel_frames()
+    w, b = np.array([1.0, 2.0]), -1.0
+    gamma = acc.final_segmentation(frames[0], w, b)  # z = [0, 1]: sigma(0) = 0.5 is not > 0.5
+    assert gamma.dtype == bool and gamma.tolist() == [[[False, True]]]
+    assert acc.final_segmentation(frames[0], w, b, threshold=0.3).tolist() == [[[True, True]]]
+    logits = torch.tensor([[[[0.0, 1.0]]]])  # (N, 1, H, W)
+    assert acc.segmentation_from_logits(logits).tolist() == [[[False, True]]]
+
+
+class ToyODE(nn.Module):
+    """Stand-in for the neural ODE: I_t = I_0 * (1 + t) per channel, then a 1x1 readout."""
+
+    def __init__(self, modalities=("a", "b"), weights=(2.0, -1.0), bias=-0.5):
+        super().__init__()
+        self.modalities = tuple(modalities)
+        self.readout = nn.Conv2d(len(modalities), 1, 1)
+        with torch.no_grad():
+            self.readout.weight.copy_(torch.tensor(weights).view(1, -1, 1, 1))
+            self.readout.bias.fill_(bias)
+
+    def readout_weights(self):
+        return self.readout.weight[0, :, 0, 0].detach().numpy().copy(), float(self.readout.bias.detach()[0])
+
+    def flow(self, x, n_frames=101):
+        t = torch.linspace(0, 1, n_frames)
+        return t, x[None] * (1 + t)[:, None, None, None, None]
+
+    def forward(self, x):
+        return self.readout(2 * x)
+
+
+def test_final_frame_equals_model_output_with_bias():
+    model = ToyODE()
+    x = torch.randn(3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    w, b = model.readout_weights()
+    _, frames = model.flow(x, n_frames=5)
+    with torch.no_grad():
+        logits = model(x)
+    assert acc.final_frame_error(frames[-1], w, b, logits) < 1e-6
+    # dropping the bias (the printed Eq. 4) no longer reproduces the model's probabilities
+    j_printed = acc.segmentation_frames(frames[-1:].numpy(), w, b, include_bias=False)[0]
+    assert np.max(np.abs(j_printed - torch.sigmoid(logits)[:, 0].numpy())) > 0.01
+
+
+# ---------------------------------------------------------------- Eq. (6): eta
+
+
+def sign_frames():
+    """(T=1, N=1, m=2, H=1, W=3)."""
+    frames = np.zeros((1, 1, 2, 1, 3), dtype=np.float32)
+    frames[0, 0, 0, 0] = [2.0, 0.0, -1.0]
+    frames[0, 0, 1, 0] = [0.5, 1.0, -3.0]
+    return frames
+
+
+def test_binarised_contribution_by_hand_and_negative_weight_flips_eta():
+    frames = sign_frames()
+    # w = (1, +1): c0 = [2, 0, -1], c1 = [0.5, 1, -3]
+    eta = acc.binarised_contribution(frames, [1.0, 1.0])
+    assert eta.shape == (1, 1, 2, 1, 3) and eta.dtype == bool
+    assert eta[0, 0, 0, 0].tolist() == [True, False, True]  # c0 - c1 = [1.5, -1, 2]
+    assert eta[0, 0, 1, 0].tolist() == [False, True, False]
+    # w = (1, -1): c1 = [-0.5, -1, 3]; eta^1 now lights where channel 1 is DARK
+    eta_neg = acc.binarised_contribution(frames, [1.0, -1.0])
+    assert eta_neg[0, 0, 0, 0].tolist() == [True, True, False]  # c0 - c1 = [2.5, 1, -4]
+    assert eta_neg[0, 0, 1, 0].tolist() == [False, False, True]
+    # with two channels eta^0 and eta^1 are complements (no ties here)
+    assert np.all(eta_neg[0, 0, 0] ^ eta_neg[0, 0, 1])
+    # only c = w * I matters: flipping w^1 and I^1 together leaves eta unchanged
+    flipped = frames.copy()
+    flipped[:, :, 1] *= -1
+    np.testing.assert_array_equal(acc.binarised_contribution(flipped, [1.0, -1.0]), eta)
+
+
+def test_binarised_contribution_three_channels_matches_definition():
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(2, 2, 3, 3, 3)).astype(np.float32)
+    w = np.array([0.7, -1.3, 0.4])
+    eta = acc.binarised_contribution(frames, w)
+    for k in range(3):
+        others = sum(w[n] * frames[:, :, n] for n in range(3) if n != k)
+        np.testing.assert_array_equal(eta[:, :, k], w[k] * frames[:, :, k] - others > 0)
+
+
+def test_polarity_aware_equals_eq6_when_contributions_are_non_negative():
+    rng = np.random.default_rng(1)
+    frames = rng.uniform(0, 2, size=(3, 2, 4, 5, 5)).astype(np.float32)  # non-negative frames
+    w = np.array([0.5, 1.0, 2.0, 0.3])  # all positive
+    np.testing.assert_array_equal(
+        acc.binarised_contribution_polarity_aware(frames, w), acc.binarised_contribution(frames, w)
+    )
+
+
+def test_polarity_aware_is_subset_of_eq6_and_differs_correctly_with_a_negative_weight():
+    rng = np.random.default_rng(2)
+    frames = rng.normal(size=(2, 2, 3, 4, 4)).astype(np.float32)
+    w = np.array([1.0, -0.8, 0.5])
+    variant = acc.binarised_contribution_polarity_aware(frames, w)
+    printed = acc.binarised_contribution(frames, w)
+    assert not np.any(variant & ~printed)  # always a subset
+    assert np.any(printed & ~variant)  # and strictly smaller here
+
+    # hand pixels, w = (1, -1): background (I0 = 0, I1 = 1): c = (0, -1)
+    frames = np.zeros((1, 1, 2, 1, 3), dtype=np.float32)
+    frames[0, 0, 0, 0] = [0.0, 2.0, -1.0]
+    frames[0, 0, 1, 0] = [1.0, 0.5, 2.0]  # c1 = [-1, -0.5, -2]
+    printed = acc.binarised_contribution(frames, [1.0, -1.0])
+    variant = acc.binarised_contribution_polarity_aware(frames, [1.0, -1.0])
+    # pixel 0: channel 0 contributes nothing, channel 1 votes background: Eq. 6 still credits channel 0
+    assert printed[0, 0, 0, 0, 0] and not variant[0, 0, 0, 0, 0]
+    # pixel 1: channel 0 pushes to foreground (c0 = 2 > 0): both agree
+    assert printed[0, 0, 0, 0, 1] and variant[0, 0, 0, 0, 1]
+    # pixel 2: c = (-1, -2), both vote background: Eq. 6 credits the less negative one, the variant none
+    assert printed[0, 0, 0, 0, 2] and not variant[0, 0, :, 0, 2].any()
+
+
+def test_logit_share_splits_between_redundant_channels():
+    frames = np.zeros((1, 1, 3, 1, 4), dtype=np.float32)
+    frames[0, 0, 0, 0] = [1.0, 1.0, 0.0, 0.0]
+    frames[0, 0, 1, 0] = [1.0, 1.0, 0.0, 0.0]
+    frames[0, 0, 2, 0] = [-1.0, 0.0, 5.0, 0.0]  # bright only outside gamma
+    gamma = np.array([[[True, True, False, False]]])
+    share = acc.logit_share(frames, [1.0, 1.0, 1.0], gamma)
+    np.testing.assert_allclose(share[0, 0], [0.5, 0.5, 0.0])
+    # Eq. 6 gives channel 0 nothing where 0 and 1 tie (winner-take-all)
+    assert not acc.binarised_contribution(frames, [1.0, 1.0, 1.0])[0, 0, 0, 0, 1]
+    assert np.isnan(acc.logit_share(frames, [1.0, 1.0, 1.0], np.zeros_like(gamma))).all()
+
+
+# ---------------------------------------------------------------- Eq. (7): mu
+
+
+def test_accumulated_contribution_known_iou_and_empty_union():
+    eta = np.zeros((1, 3, 2, 1, 4), dtype=bool)  # (T, N, m, H, W)
+    gamma = np.zeros((3, 1, 4), dtype=bool)
+    gamma[0, 0] = [False, True, True, False]
+    eta[0, 0, 0, 0] = [True, True, False, False]  # inter 1, union 3
+    eta[0, 0, 1, 0] = [False, True, True, False]  # identical: 1
+    eta[0, 1, 0, 0] = [True, False, False, False]  # gamma empty, eta not: 0
+    # slice 1 channel 1 and slice 2 both channels: gamma and eta empty -> nan
+    mu = acc.accumulated_contribution(eta, gamma)
+    assert mu.shape == (1, 3, 2)
+    np.testing.assert_allclose(mu[0, 0], [1 / 3, 1.0])
+    assert mu[0, 1, 0] == 0.0 and np.isnan(mu[0, 1, 1])
+    assert np.isnan(mu[0, 2]).all()
+    assert acc.empty_union_count(mu) == 2
+
+
+def test_acc_curves_mean_sd_n():
+    mu = np.array(
+        [
+            [[0.1, 0.0], [0.3, 0.2], [np.nan, 0.4]],
+            [[0.5, 1.0], [0.7, 1.0], [0.9, 1.0]],
+        ]
+    )  # (T=2, N=3, m=2)
+    curves = acc.acc_curves(mu, ("flair", "t1ce"), t=[0.0, 1.0])
+    assert list(curves.columns) == ["t", "modality", "mean", "sd", "n"]
+    row = curves[(curves.t == 0.0) & (curves.modality == "flair")].iloc[0]
+    assert row["n"] == 2 and row["mean"] == pytest.approx(0.2) and row["sd"] == pytest.approx(math.sqrt(0.02))
+    row = curves[(curves.t == 0.0) & (curves.modality == "t1ce")].iloc[0]
+    assert row["n"] == 3 and row["mean"] == pytest.approx(0.2) and row["sd"] == pytest.approx(0.2)
+    row = curves[(curves.t == 1.0) & (curves.modality == "t1ce")].iloc[0]
+    assert row["mean"] == pytest.approx(1.0) and row["sd"] == pytest.approx(0.0)
+    one_slice = acc.acc_curves(mu[:, :1], ("flair", "t1ce"))
+    assert one_slice["sd"].isna().all() and (one_slice["n"] == 1).all()
+
+
+# ---------------------------------------------------------------- the ACC rule
+
+
+def make_curves(shapes, n_frames=11):
+    """shapes: {modality: function of t -> mean mu}; returns an acc_curves-like table."""
+    t = np.linspace(0, 1, n_frames)
+    rows = [
+        {"t": ti, "modality": name, "mean": float(f(ti)), "sd": 0.05, "n": 10}
+        for ti in t
+        for name, f in shapes.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def linear(start, end):
+    return lambda t: start + (end - start) * t
+
+
+def test_rule_one_clear_winner_and_paper_style_rejection():
+    curves = make_curves(
+        {
+            "flair": lambda t: 0.1 + 0.8 * t * (1 - t) * 2 - 0.05 * t,  # rises to ~0.3, falls to 0.05
+            "t1": linear(0.3, 0.25),
+            "t1ce": linear(0.1, 0.95),
+            "t2": linear(0.05, 0.1),
+        }
+    )
+    result = acc.key_modalities_acc(curves)
+    assert result.key == ("t1ce",)
+    assert result.scores["t1ce"] == pytest.approx(0.95)
+    assert "min_final" in result.modality_reasons["flair"]
+    assert "slope" in result.modality_reasons["t1"]  # high enough but decreasing
+    assert result.params["min_final"] == 0.2 and result.params["relative_to_best"] == 0.5
+    assert agreement(result, {"t1ce"}) == "agrees"
+    assert agreement(result, {"flair", "t2"}) == "disagrees"
+
+
+def test_rule_two_key_modalities():
+    curves = make_curves(
+        {"flair": linear(0.1, 0.8), "t1": linear(0.2, 0.2), "t1ce": linear(0.1, 0.15), "t2": linear(0.1, 0.7)}
+    )
+    result = acc.key_modalities_acc(curves)
+    assert result.key == ("flair", "t2")  # ordered by mu(1)
+    assert agreement(result, {"flair", "t2"}) == "agrees"
+    assert agreement(result, {"flair"}) == "partly"
+    # a stricter relative cut drops t2 (0.7 < 0.9 x 0.8)
+    assert acc.key_modalities_acc(curves, acc.ACCRule(relative_to_best=0.9)).key == ("flair",)
+
+
+def test_rule_none_passes_gives_no_verdict():
+    curves = make_curves({"flair": linear(0.05, 0.12), "t1ce": linear(0.05, 0.18)})
+    result = acc.key_modalities_acc(curves)
+    assert result.key == () and not result.has_verdict
+    assert "no verdict" in result.reasons
+    assert agreement(result, {"t1ce"}) == "no verdict"
+
+
+def test_rule_net_versus_late_slope():
+    # rises early to 0.8, then drifts down slightly: net slope positive, late slope negative
+    curves = make_curves({"a": lambda t: min(0.8, 0.1 + 3 * t) - 0.02 * t, "b": linear(0.1, 0.3)})
+    assert acc.key_modalities_acc(curves).key == ("a",)
+    late = acc.key_modalities_acc(curves, acc.ACCRule(slope="late", slope_window=0.5))
+    assert late.key == ()
+    assert late.params["slope"] == "late"
+
+
+def test_rule_all_nan_curves_no_verdict():
+    curves = make_curves({"a": lambda t: np.nan, "b": lambda t: np.nan})
+    result = acc.key_modalities_acc(curves)
+    assert result.key == () and "no verdict" in result.reasons
+
+
+# ---------------------------------------------------------------- the chain on a model
+
+
+def test_acc_from_model_matches_step_by_step():
+    model = ToyODE(modalities=("flair", "t1ce"), weights=(2.0, -1.0), bias=-0.5)
+    images = np.random.default_rng(3).normal(size=(5, 2, 4, 4)).astype(np.float32)
+    run = acc.acc_from_model(model, images, n_frames=6, batch_size=2, keep_slices=[4])
+    _, frames = model.flow(torch.from_numpy(images), n_frames=6)
+    frames = frames.numpy()
+    w, b = model.readout_weights()
+    gamma = acc.final_segmentation(frames[-1], w, b)
+    np.testing.assert_array_equal(run.gamma, gamma)
+    with torch.no_grad():
+        np.testing.assert_array_equal(run.gamma, model(torch.from_numpy(images))[:, 0].numpy() > 0)
+    mu = acc.accumulated_contribution(acc.binarised_contribution(frames, w), gamma)
+    np.testing.assert_array_equal(run.mu, mu)
+    assert run.mu.shape == (6, 5, 2) and run.mu_polarity_aware.shape == (6, 5, 2)
+    assert run.final_frame_error < 1e-6
+    np.testing.assert_allclose(run.kept_frames[4], frames[:, 4])
+    curves = run.curves()
+    assert set(curves.modality) == {"flair", "t1ce"} and len(curves) == 12
+    assert model.training  # restored

@@ -1,0 +1,129 @@
+"""Integrated gradients to the inputs: exact on a linear model, completeness failure detected."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from lib.explain import attribution as attr
+from lib.explain.verdict import agreement
+
+MODALITIES = ("flair", "t1ce", "t2")
+WEIGHTS = (1.5, -2.0, 0.5)
+
+
+class Linear(nn.Module):
+    """logits = sum_k w_k x_k + b: IG from a zero baseline is exactly w_k x_k inside the region."""
+
+    def __init__(self, weights=WEIGHTS, bias=0.3):
+        super().__init__()
+        self.modalities = MODALITIES
+        self.readout = nn.Conv2d(len(weights), 1, 1)
+        with torch.no_grad():
+            self.readout.weight.copy_(torch.tensor(weights).view(1, -1, 1, 1))
+            self.readout.bias.fill_(bias)
+
+    def forward(self, x):
+        return self.readout(x)
+
+
+class Steep(nn.Module):
+    """A near-step response: too sharp for a 2-point quadrature along the IG path."""
+
+    def forward(self, x):
+        return 10.0 * torch.tanh(40.0 * (x[:, 1:2] - 0.6))
+
+
+def data(n=3, size=6, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(n, 3, size, size)).astype(np.float32)
+    regions = np.zeros((n, size, size), dtype=bool)
+    regions[:, 1:4, 2:5] = True
+    return images, regions
+
+
+@pytest.mark.parametrize("internal_batch_size", [None, 5])
+def test_linear_model_attributions_are_analytic(internal_batch_size):
+    images, regions = data()
+    model = Linear()
+    model.train()
+    attributions, error = attr.integrated_gradients(
+        model, images, regions, n_steps=4, batch_size=2, internal_batch_size=internal_batch_size
+    )
+    expected = np.asarray(WEIGHTS, dtype=np.float32)[None, :, None, None] * images * regions[:, None]
+    np.testing.assert_allclose(attributions, expected, atol=1e-5)
+    assert error.shape == (3,) and np.all(error < 1e-5)
+    assert model.training  # restored after the eval-mode run
+    assert model.readout.weight.grad is None  # no parameter gradients accumulated
+
+
+def test_brain_mean_baseline_on_linear_model():
+    images, regions = data(n=2)
+    brain = np.zeros_like(regions)
+    brain[:, :, :] = True
+    attributions, error = attr.integrated_gradients(Linear(), images, regions, n_steps=2, baseline="brain_mean",
+                                                    brain=brain)
+    means = images.mean(axis=(2, 3), keepdims=True)
+    expected = np.asarray(WEIGHTS, dtype=np.float32)[None, :, None, None] * (images - means) * regions[:, None]
+    np.testing.assert_allclose(attributions, expected, atol=1e-5)
+    assert np.all(error < 1e-5)
+
+
+def test_attribution_shares_inside_region():
+    images, regions = data()
+    attributions = np.asarray(WEIGHTS, dtype=np.float32)[None, :, None, None] * images * regions[:, None]
+    attributions[:, :, 0, 0] = 100.0  # outside the region: must not count
+    shares = attr.attribution_shares(attributions, regions, MODALITIES)
+    assert shares.columns.tolist() == ["slice", "modality", "abs_in_region", "signed_in_region", "share"]
+    absolute = np.array([[np.abs(WEIGHTS[k] * images[n, k][regions[n]]).sum() for k in range(3)] for n in range(3)])
+    np.testing.assert_allclose(shares["share"].to_numpy().reshape(3, 3), absolute / absolute.sum(1, keepdims=True))
+    np.testing.assert_allclose(shares.groupby("slice")["share"].sum(), 1.0)
+    signed = np.array([[WEIGHTS[k] * images[n, k][regions[n]].sum() for k in range(3)] for n in range(3)])
+    np.testing.assert_allclose(shares["signed_in_region"].to_numpy().reshape(3, 3), signed, rtol=1e-5)
+
+
+def shares_table(rows):
+    return pd.DataFrame(
+        [{"slice": n, "modality": m, "share": s} for n, row in enumerate(rows) for m, s in zip(MODALITIES, row)]
+    )
+
+
+def test_rule_single_and_redundant_and_dropped_slices():
+    shares = shares_table([(0.1, 0.7, 0.2), (0.2, 0.5, 0.3), (0.9, 0.05, 0.05)])
+    converged = np.array([True, True, False])  # slice 2 would make flair win
+    result = attr.key_modalities_attribution(shares, converged)
+    assert result.key == ("t1ce",)
+    assert result.scores["t1ce"] == pytest.approx(0.6)
+    assert result.params["slices_used"] == 2 and result.params["slices_dropped_nonconverged"] == 1
+    assert "1 dropped" in result.reasons
+    assert agreement(result, {"t1ce"}) == "agrees"
+
+    redundant = shares_table([(0.45, 0.1, 0.45), (0.4, 0.1, 0.5)])
+    result = attr.key_modalities_attribution(redundant, np.array([True, True]))
+    assert result.key == ("t2", "flair")  # both above uniform (1/3), ordered by mean share
+
+
+def test_nonconverged_model_reports_no_verdict():
+    images, regions = data(n=2)
+    images[:, 1][regions] = 1.0  # the steep part of tanh lies on the path to these pixels
+    attributions, error = attr.integrated_gradients(Steep(), images, regions, n_steps=2)
+    assert np.all(error > 0.05)
+    converged = attr.converged_slices(error, tolerance=0.05)
+    assert not converged.any()
+    result = attr.key_modalities_attribution(attr.attribution_shares(attributions, regions, MODALITIES), converged)
+    assert result.key == () and "no verdict" in result.reasons and "0 of 2 slices used" in result.reasons
+    assert agreement(result, {"t1ce"}) == "no verdict"
+    # with enough steps the same model converges
+    _, error = attr.integrated_gradients(Steep(), images, regions, n_steps=64)
+    assert np.all(error < 0.05)
+
+
+def test_empty_region_is_never_converged():
+    images, regions = data(n=2)
+    regions[1] = False
+    attributions, error = attr.integrated_gradients(Linear(), images, regions, n_steps=2)
+    assert error[0] < 1e-5 and np.isnan(error[1])
+    assert attr.converged_slices(error).tolist() == [True, False]
+    shares = attr.attribution_shares(attributions, regions, MODALITIES)
+    assert shares[shares.slice == 1]["share"].isna().all()

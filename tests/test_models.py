@@ -1,0 +1,342 @@
+"""Study A's models: U-Net of Fig. 3A, the neural ODE of Eq. (1)-(4), and its solver and gradients."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchdiffeq
+from torch import nn
+from torchdyn.core import NeuralODE
+
+from lib.models import (
+    NeuralODESegmenter,
+    ODEVectorField,
+    SegmentationUNet,
+    UNet2D,
+    adjoint_gradient_error,
+    count_parameters,
+)
+
+MODALITIES = ("flair", "t1ce")
+
+
+def tiny_segmenter(**kwargs) -> NeuralODESegmenter:
+    settings = dict(base_width=4, depth=2, train_steps=4)
+    settings.update(kwargs)
+    return NeuralODESegmenter(MODALITIES, **settings)
+
+
+def toy_batch(seed: int = 0, n: int = 2, size: int = 16):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, len(MODALITIES), size, size, generator=generator)
+    return x, (x[:, :1] > 0).float()
+
+
+# --- UNet2D ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "in_channels, out_channels, base_width, depth, multiplier, height, width",
+    [
+        (3, 2, 4, 1, 2, 8, 8),
+        (2, 1, 4, 3, 2, 16, 16),
+        (4, 4, 2, 4, 3, 16, 24),
+        (1, 1, 2, 5, 2, 16, 32),
+    ],
+)
+def test_unet_output_shape_and_widths(in_channels, out_channels, base_width, depth, multiplier, height, width):
+    unet = UNet2D(in_channels, out_channels, base_width=base_width, depth=depth, width_multiplier=multiplier)
+    y = unet(torch.randn(2, in_channels, height, width))
+    assert y.shape == (2, out_channels, height, width)
+    assert unet.features == tuple(base_width * multiplier**level for level in range(depth))
+    assert len(unet.encoder) == depth and len(unet.decoder) == depth - 1
+
+
+def test_unet_default_is_five_levels_as_printed():
+    assert UNet2D(4, 4).features == (16, 32, 64, 128, 256)
+
+
+@pytest.mark.parametrize("height, width", [(18, 16), (16, 20), (4, 8)])
+def test_unet_rejects_sizes_not_divisible_by_two_to_depth_minus_one(height, width):
+    unet = UNet2D(1, 1, base_width=2, depth=4)  # needs multiples of 8
+    with pytest.raises(ValueError, match="divisible by 8"):
+        unet(torch.randn(1, 1, height, width))
+
+
+def test_unet_rejects_wrong_channel_count():
+    with pytest.raises(ValueError, match=r"\(N, 2, H, W\)"):
+        UNet2D(2, 1, base_width=2, depth=2)(torch.randn(1, 3, 8, 8))
+
+
+def test_parameter_count_of_a_tiny_unet_by_hand():
+    # in 1, out 1, widths (2, 4). A k x k conv C_in -> C_out has C_in*C_out*k*k + C_out parameters.
+    encoder = (1 * 2 * 9 + 2) + (2 * 2 * 9 + 2) + (2 * 4 * 9 + 4) + (4 * 4 * 9 + 4)  # 20+38+76+148
+    up_convolution = 4 * 2 * 2 * 2 + 2  # ConvTranspose2d(4, 2, 2): 34
+    decoder_convs = (4 * 2 * 9 + 2) + (2 * 2 * 9 + 2)  # after concatenation 2+2 -> 2: 74+38
+    output = 2 * 1 + 1
+    assert encoder + up_convolution + decoder_convs + output == 431
+    assert count_parameters(UNet2D(1, 1, base_width=2, depth=2)) == 431
+    # one level only: two convs 3 -> 4 -> 4 and the 1x1 conv 4 -> 2
+    assert count_parameters(UNet2D(3, 2, base_width=4, depth=1)) == (3 * 4 * 9 + 4) + (4 * 4 * 9 + 4) + (4 * 2 + 2)
+
+
+def test_count_parameters_skips_frozen_unless_asked():
+    unet = UNet2D(1, 1, base_width=2, depth=2)
+    unet.output.requires_grad_(False)
+    assert count_parameters(unet) == 431 - 3
+    assert count_parameters(unet, trainable_only=False) == 431
+
+
+def test_zero_init_output_gives_exactly_zero_field_and_default_does_not():
+    x = torch.randn(2, 2, 8, 8)
+    assert torch.count_nonzero(UNet2D(2, 2, base_width=2, depth=2, zero_init_output=True)(x)) == 0
+    assert torch.count_nonzero(UNet2D(2, 2, base_width=2, depth=2)(x)) > 0
+
+
+def test_final_activation_bounds_the_output():
+    y = UNet2D(1, 1, base_width=2, depth=2, final_activation="sigmoid")(10 * torch.randn(2, 1, 8, 8))
+    assert torch.all((y > 0) & (y < 1))
+    with pytest.raises(ValueError, match="final_activation"):
+        UNet2D(1, 1, final_activation="softmax")
+
+
+# --- the ODE solver: TorchDyn's RK4, a known answer, torchdiffeq --------------------------------
+
+
+class LinearField(nn.Module):
+    """dx/dt = a x, with the known solution x(1) = exp(a) x(0)."""
+
+    def __init__(self, a: float):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a, dtype=torch.float64))
+
+    def forward(self, t, x, args=None):
+        return self.a * x
+
+
+def rk4_amplification(z: float) -> float:
+    """One classic RK4 step of dx/dt = a x multiplies x by R(z), z = a h."""
+    return 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
+
+
+@pytest.mark.parametrize("a", [-1.5, 0.7])
+@pytest.mark.parametrize("sensitivity", ["autograd", "adjoint"])
+def test_torchdyn_rk4_on_linear_ode_matches_the_rk4_polynomial_and_exp(a, sensitivity):
+    steps = 10
+    field = LinearField(a)
+    # adjoint tolerances at TorchDyn's odeint default only to silence "no effect on fixed-step" warnings
+    node = NeuralODE(field, solver="rk4", sensitivity=sensitivity, atol_adjoint=1e-3, rtol_adjoint=1e-3)
+    x0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    _, trajectory = node(x0, torch.linspace(0, 1, steps + 1, dtype=torch.float64))
+    x1 = trajectory[-1]
+    # exactly `steps` classic RK4 steps (the grid is the step); TorchDyn builds its tableau
+    # (1/6, 1/3, ...) in float32, hence 1e-6 and not float64 round-off
+    np.testing.assert_allclose(x1.detach().numpy(), rk4_amplification(a / steps) ** steps * x0.numpy(), rtol=1e-6)
+    # ... which approximate exp(a) to RK4's global error ~ |a|^5 h^4 / 120 (< 1e-5 here), not exactly
+    error = np.abs(x1.detach().numpy() - math.exp(a) * x0.numpy()).max()
+    assert 0 < error < 1e-5
+    # d x1 / d a = exp(a) x0 through either sensitivity method (adjoint: up to the backward solve's error)
+    (gradient,) = torch.autograd.grad(x1.sum(), field.a)
+    assert gradient.item() == pytest.approx(math.exp(a) * x0.sum().item(), rel=1e-4)
+
+
+def classic_rk4(f, x, grid):
+    for t0, t1 in zip(grid[:-1], grid[1:]):
+        h = t1 - t0
+        k1 = f(t0, x)
+        k2 = f(t0 + h / 2, x + h / 2 * k1)
+        k3 = f(t0 + h / 2, x + h / 2 * k2)
+        k4 = f(t1, x + h * k3)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return x
+
+
+@torch.no_grad()
+def test_segmenter_solve_is_classic_rk4_and_agrees_with_torchdiffeq():
+    torch.manual_seed(0)
+    model = tiny_segmenter(zero_init_field=False, train_steps=5)
+    with torch.no_grad():  # a field strong enough that solvers could disagree
+        model.vector_field.unet.output.weight.mul_(20)
+    x, _ = toy_batch()
+    grid = torch.linspace(0, 1, 6)
+    final = model.final_state(x)
+    reference = classic_rk4(model.vector_field, x, grid)
+    assert (reference - x).abs().max() > 0.1  # the flow really moves the images
+    torch.testing.assert_close(final, reference, atol=1e-5, rtol=1e-5)
+    # torchdiffeq's 'rk4' is the 3/8 rule: a different 4th-order method on the same grid
+    other = torchdiffeq.odeint(model.vector_field, x, grid, method="rk4")[-1]
+    difference = (other - final).abs().max().item()
+    assert difference < 1e-3
+    assert difference > 0  # genuinely a different scheme
+
+
+# --- NeuralODESegmenter ------------------------------------------------------------------------
+
+
+def test_segmenter_shapes_attributes_and_function_evaluations():
+    model = tiny_segmenter(train_steps=4)
+    x, _ = toy_batch(n=3)
+    assert model(x).shape == (3, 1, 16, 16)
+    assert model.modalities == MODALITIES
+    assert model.vector_field.nfe == 4 * 4  # RK4: four evaluations per step, one step per interval
+    assert isinstance(model.vector_field, ODEVectorField)
+    assert isinstance(model.readout, nn.Conv2d) and model.readout.kernel_size == (1, 1)
+    assert all(key.startswith(("vector_field.", "readout.")) for key in model.state_dict())
+
+
+def test_segmenter_rejects_wrong_channels_and_bad_arguments():
+    model = tiny_segmenter()
+    with pytest.raises(ValueError, match="flair"):
+        model(torch.randn(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="sensitivity"):
+        tiny_segmenter(sensitivity="backsolve")
+    with pytest.raises(ValueError, match="unique"):
+        NeuralODESegmenter(["t1", "t1"])
+
+
+def test_zero_initialised_field_is_the_identity_flow():
+    # f = 0 at initialisation, so I_1 = I_0 and the logits are Eq. (4) applied to the input images
+    model = tiny_segmenter(prior_logit=-2.0)
+    x, _ = toy_batch()
+    w, b = model.readout_weights()
+    expected = np.einsum("k,nkhw->nhw", w, x.numpy()) + b
+    np.testing.assert_allclose(model(x)[:, 0].detach().numpy(), expected, atol=1e-5)
+
+
+def test_readout_weights_match_the_conv_and_prior_logit_sets_the_bias():
+    model = tiny_segmenter(prior_logit=-3.25)
+    w, b = model.readout_weights()
+    assert w.shape == (2,)
+    np.testing.assert_array_equal(w, model.readout.weight.detach().numpy().ravel())
+    assert b == pytest.approx(-3.25)
+    assert tiny_segmenter().readout_weights()[1] != pytest.approx(-3.25)
+
+
+def test_flow_on_the_training_grid_starts_at_the_input_and_ends_at_forwards_final_state():
+    torch.manual_seed(1)
+    model = tiny_segmenter(zero_init_field=False, train_steps=4)
+    x, _ = toy_batch()
+    t, frames = model.flow(x, n_frames=5)
+    assert t.shape == (5,) and frames.shape == (5, 2, 2, 16, 16)
+    assert not frames.requires_grad
+    assert torch.equal(frames[0], x)
+    torch.testing.assert_close(model.readout(frames[-1]), model(x), atol=1e-6, rtol=0)
+    assert (frames[-1] - x).abs().max() > 1e-3  # the flow moved
+
+
+def test_flow_default_is_the_papers_one_hundredth_grid():
+    model = tiny_segmenter(zero_init_field=False)
+    x, _ = toy_batch(n=1)
+    model.vector_field.nfe = 0
+    t, frames = model.flow(x)
+    assert frames.shape == (101, 1, 2, 16, 16)
+    torch.testing.assert_close(t[1:] - t[:-1], torch.full((100,), 0.01), atol=1e-6, rtol=0)
+    assert model.vector_field.nfe == 100 * 4  # one solve of 100 RK4 steps
+
+
+def test_time_dependent_field_sees_the_stage():
+    torch.manual_seed(0)
+    model = tiny_segmenter(time_dependent=True, zero_init_field=False)
+    assert model.vector_field.unet.in_channels == 3
+    x, _ = toy_batch(n=1)
+    field = model.vector_field
+    assert not torch.allclose(field(torch.tensor(0.0), x), field(torch.tensor(1.0), x))
+    assert model(x).shape == (1, 1, 16, 16)
+
+
+def test_sensitivity_switch_gives_the_same_forward():
+    torch.manual_seed(0)
+    model = tiny_segmenter(zero_init_field=False)
+    x, _ = toy_batch()
+    adjoint = model(x)
+    model.sensitivity = "autograd"
+    assert model.sensitivity == "autograd" and model.node.sensalg == "autograd"
+    torch.testing.assert_close(model(x), adjoint, atol=0, rtol=0)
+    with pytest.raises(ValueError):
+        model.sensitivity = "interpolated"
+
+
+def test_adjoint_backward_reaches_the_zero_initialised_field():
+    model = tiny_segmenter()
+    x, y = toy_batch()
+    F.binary_cross_entropy_with_logits(model(x), y).backward()
+    assert model.vector_field.unet.output.weight.grad.abs().sum() > 0
+    assert model.readout.weight.grad.abs().sum() > 0
+
+
+def test_adjoint_matches_autograd_at_initialisation():
+    torch.manual_seed(0)
+    model = tiny_segmenter(zero_init_field=False)
+    x, y = toy_batch()
+    report = adjoint_gradient_error(model, x, y)
+    assert report["relative_error"] < 1e-4
+    assert model.sensitivity == "adjoint"  # restored
+
+
+def test_adjoint_matches_autograd_after_training_steps():
+    torch.manual_seed(0)
+    model = tiny_segmenter(zero_init_field=False, sensitivity="autograd")
+    x, y = toy_batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(10):
+        optimizer.zero_grad()
+        F.binary_cross_entropy_with_logits(model(x), y).backward()
+        optimizer.step()
+    assert model.vector_field.unet.output.weight.abs().max() > 0.01  # a trained, non-zero field
+    report = adjoint_gradient_error(model, x, y)
+    assert report["relative_error"] < 2e-2 and report["cosine"] > 0.999
+
+
+def contracting_segmenter(rate: float, train_steps: int) -> NeuralODESegmenter:
+    """A segmenter whose U-Net field is exactly f(I) = -rate * I.
+
+    One level, widths 4: the first conv's centre taps copy (x_c, -x_c) per channel, the ReLUs keep
+    their positive parts, the second conv passes them on, and the 1x1 output conv forms
+    -rate * (relu(x_c) - relu(-x_c)) = -rate * x_c.
+    """
+    model = NeuralODESegmenter(MODALITIES, base_width=4, depth=1, train_steps=train_steps)
+    unet = model.vector_field.unet
+    first, second = unet.encoder[0][0], unet.encoder[0][2]
+    with torch.no_grad():
+        for parameter in unet.parameters():
+            parameter.zero_()
+        for c in range(len(MODALITIES)):
+            first.weight[2 * c, c, 1, 1], first.weight[2 * c + 1, c, 1, 1] = 1.0, -1.0
+            second.weight[2 * c, 2 * c, 1, 1] = second.weight[2 * c + 1, 2 * c + 1, 1, 1] = 1.0
+            unet.output.weight[c, 2 * c, 0, 0], unet.output.weight[c, 2 * c + 1, 0, 0] = -rate, rate
+    return model
+
+
+def test_flow_of_a_linear_unet_field_is_the_rk4_known_answer():
+    rate, steps = 1.0, 4
+    model = contracting_segmenter(rate, steps)
+    x, _ = toy_batch()
+    _, frames = model.flow(x, n_frames=steps + 1)
+    for j in range(steps + 1):
+        torch.testing.assert_close(frames[j], rk4_amplification(-rate / steps) ** j * x, atol=1e-6, rtol=1e-5)
+
+
+def test_adjoint_gradient_check_detects_a_gross_mismatch_on_a_strongly_contracting_field():
+    # Integrating a contracting flow backwards (what the adjoint does from I_1) amplifies errors:
+    # with rate 8 and step 1/4 one backward RK4 step multiplies by R(2) = 7 where the forward step
+    # multiplied by R(-2) = 1/3. Mild contraction: the two gradients agree.
+    x, y = toy_batch()
+    assert adjoint_gradient_error(contracting_segmenter(1.0, 4), x, y)["relative_error"] < 1e-3
+    report = adjoint_gradient_error(contracting_segmenter(8.0, 4), x, y)
+    assert report["relative_error"] > 0.5 and report["cosine"] < 0.9
+
+
+# --- SegmentationUNet --------------------------------------------------------------------------
+
+
+def test_segmentation_unet_shape_modalities_and_prior_bias():
+    model = SegmentationUNet(MODALITIES, base_width=4, depth=2, prior_logit=-4.0)
+    x, _ = toy_batch()
+    assert model(x).shape == (2, 1, 16, 16)
+    assert model.modalities == MODALITIES
+    assert model.unet.output.bias.item() == pytest.approx(-4.0)
+    assert not hasattr(model, "readout")
+    with pytest.raises(ValueError):
+        model(torch.randn(2, 4, 16, 16))

@@ -16,12 +16,18 @@ LABEL_COLOURS = {1: "#1f77b4", 2: "#2ca02c", 3: "#d62728"}  # NCR, ED, ET (canon
 LABEL_NAMES = {1: "NCR/NET", 2: "ED", 3: "ET"}
 
 
+def oriented(image: np.ndarray) -> np.ndarray:
+    """A BraTS axial slice ``volume[:, :, z]`` turned for display (anterior up)."""
+    return np.rot90(image)
+
+
 def _frame_indices(t: np.ndarray, times: Sequence[float]) -> list[int]:
     return [int(np.argmin(np.abs(t - s))) for s in times]
 
 
 def label_overlay(ax, image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> None:
     """Grey image with the canonical sub-labels (1 NCR, 2 ED, 3 ET) as coloured overlay."""
+    image, labels = oriented(image), oriented(labels)
     ax.imshow(image, cmap="gray")
     rgba = np.zeros(labels.shape + (4,))
     for value, colour in LABEL_COLOURS.items():
@@ -35,7 +41,7 @@ def modality_grid(images: np.ndarray, labels: np.ndarray, modalities: Sequence[s
     m = len(modalities)
     fig, axes = plt.subplots(1, m + 1, figsize=(2.2 * (m + 1), 2.5))
     for ax, name, img in zip(axes, modalities, images):
-        ax.imshow(img, cmap="gray")
+        ax.imshow(oriented(img), cmap="gray")
         ax.set_title(name)
         ax.set_axis_off()
     label_overlay(axes[-1], images[list(modalities).index("flair")] if "flair" in modalities else images[0], labels)
@@ -193,3 +199,28 @@ def flow_explorer(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarr
         plt.show()
 
     return widgets.interactive(show, slice_index=slice_w, time_index=time_w)
+
+
+def label_histograms(images: np.ndarray, labels: np.ndarray, brain: np.ndarray, modalities: Sequence[str],
+                     bins: int = 60):
+    """Per modality: density of the intensities inside normal brain and inside each sub-label.
+
+    images (N, m, H, W) z-scored; labels (N, H, W) canonical; brain (N, H, W) bool."""
+    m = len(modalities)
+    fig, axes = plt.subplots(1, m, figsize=(3.0 * m, 2.6), sharey=False)
+    groups = {"normal brain": brain & (labels == 0)}
+    groups.update({LABEL_NAMES[v]: labels == v for v in (1, 2, 3)})
+    colours = {"normal brain": "#7f7f7f", **{LABEL_NAMES[v]: LABEL_COLOURS[v] for v in (1, 2, 3)}}
+    edges = np.linspace(-4, 6, bins + 1)
+    for ax, k, name in zip(np.atleast_1d(axes), range(m), modalities):
+        channel = images[:, k]
+        for group, mask in groups.items():
+            values = channel[mask]
+            if values.size:
+                ax.hist(values, bins=edges, density=True, histtype="step", color=colours[group], label=group)
+        ax.set_title(name)
+        ax.set_xlabel("z-score over the brain")
+    np.atleast_1d(axes)[0].set_ylabel("density")
+    np.atleast_1d(axes)[-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

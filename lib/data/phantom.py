@@ -162,7 +162,8 @@ def _healthy_images(rng: np.random.Generator, anat: dict, voxel_mm: float) -> di
 
 def synthesize_subject(spec: PhantomSpec, index: int) -> dict[str, Any]:
     """One subject in memory: ``images`` (float32 per modality), ``seg`` (uint8), ``grade``,
-    ``affine`` and ``facts`` (what was planted). No files are written."""
+    ``affine``, ``facts`` (what was planted) and ``tissues`` (its gm/wm/csf fractions, which
+    are not written to disk). No files are written."""
     tpl = anatomy.template(spec.resolution_mm)
     r = tpl.resolution_mm
     rng = subject_rng(spec, index)
@@ -201,8 +202,9 @@ def synthesize_subject(spec: PhantomSpec, index: int) -> dict[str, Any]:
         "ncr_share": round(int((seg == tumour.NCR).sum()) / n_wt, 4),
         **painted,
     })
+    tissues = {t: anat[t] for t in anatomy.TISSUES}
     return {"images": images, "seg": seg.astype(np.uint8), "grade": grade, "affine": np.array(tpl.affine),
-            "facts": facts}
+            "facts": facts, "tissues": tissues}
 
 
 def _write_subject(folder: Path, sid: str, subject: Mapping[str, Any]) -> None:

@@ -89,9 +89,14 @@ def template(resolution_mm: float = 2.0) -> Template:
         shape[axis] = int(math.ceil(shape[axis] / _INPLANE_MULTIPLE) * _INPLANE_MULTIPLE)
     centre = (lo + hi) / 2.0
     start = centre - (shape - 1) * r / 2.0  # in source-voxel mm, grid centred on the brain box
-    coords = np.stack(np.meshgrid(*[(start[a] + r * np.arange(shape[a])) / src_vox[a] for a in range(3)],
-                                  indexing="ij"))
     sigma = [math.sqrt(max(r * r - v * v, 0.0)) / 2.3548 / v for v in src_vox]  # FWHM matched
+    # Work on the brain's box only (plus room for the filter): half the voxels of the template.
+    pad = int(math.ceil(_MARGIN_MM + 4 * max(sigma) + 2 * r))
+    crop_lo = np.maximum(idx.min(0) - pad, 0)
+    crop = tuple(slice(a, b) for a, b in zip(crop_lo, np.minimum(idx.max(0) + pad + 1, mask.shape)))
+    mask, gm, wm, csf = mask[crop], gm[crop], wm[crop], csf[crop]
+    coords = np.stack(np.meshgrid(*[(start[a] + r * np.arange(shape[a])) / src_vox[a] - crop_lo[a]
+                                    for a in range(3)], indexing="ij"))
 
     def resample(vol: np.ndarray) -> np.ndarray:
         if max(sigma) > 0:

@@ -220,7 +220,8 @@ def binarised_contribution_polarity_aware(I_t: Any, w: Any) -> np.ndarray:
         eta~_t^k = 1  where  c_t^k > 0  and  c_t^k > sum_{n != k} max(c_t^n, 0).
 
     Reading: channel k pushes the pixel towards the foreground, and pushes harder than all the
-    other foreground-pushing channels together. Channels that vote *against* the foreground no
+    other foreground-pushing channels together. (c^k > 0 is implied by the second condition,
+    whose right side is >= 0; it is written out for the reading.) Channels that vote *against* the foreground no
     longer lower the bar, which is what lets printed Eq. (6) credit a channel that itself votes for
     background (c^k = -1 beats sum_{n!=k} c^n = -3).
 

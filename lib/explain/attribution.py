@@ -167,7 +167,7 @@ def attribution_shares(attributions: Any, region_masks: Any, modalities: Sequenc
     if len(modalities) != n_channels:
         raise ValueError(f"{len(modalities)} modality names for {n_channels} channels")
     inside = regions[:, None]
-    absolute = np.where(True, np.abs(values), 0.0).sum(axis=(-2, -1))  # (N, m)
+    absolute = np.where(inside, np.abs(values), 0.0).sum(axis=(-2, -1))  # (N, m)
     signed = np.where(inside, values, 0.0).sum(axis=(-2, -1))
     total = absolute.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):

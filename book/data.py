@@ -1,0 +1,227 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The data: BraTS layouts and the synthetic phantom cohort
+#
+# **What this chapter shows.** The cohort every other chapter uses: how it is read, checked,
+# preprocessed and split, what its four MRI modalities and tumour labels look like, and how its
+# tumour contrasts compare with measurements on real glioma MRI.
+#
+# **What it needs.** Nothing but this repository: by default the cohort is a *synthetic phantom*
+# generated on first use (`python -m lib phantom`). Set `data_source: folder` and `data_dir` in
+# the parameter file to run the same chapter on your BraTS copy.
+#
+# **The data contract** (checked by `python -m lib validate DIR` before any work, like nnU-Net's
+# dataset integrity check):
+#
+# - one folder per subject, with one NIfTI file per modality (`t1`, `t1ce`, `t2`, `flair`, or the
+#   BraTS 2023 names `t1n`, `t1c`, `t2w`, `t2f`) and a label file `seg`; BraTS 2018/2019 `HGG/`
+#   and `LGG/` folders, BraTS 2020 `name_mapping.csv` (grade), 2021 and 2023 naming are read;
+# - all files of a subject share one shape and affine; intensities are finite;
+# - labels are 0 background, 1 NCR/NET, 2 edema (ED), 4 enhancing tumour (ET; 3 from BraTS 2023
+#   on). Internally the sub-labels are 1 NCR, 2 ED, 3 ET, and the regions are nested:
+#   ET, TC = ET ∪ NCR, WT = TC ∪ ED.
+#
+# Modalities are addressed by name everywhere; nothing assumes a channel order.
+
+# %% tags=["parameters"]
+params_file = "params/data/default.yaml"
+run_dir = None
+
+# %%
+import shutil
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from lib.data.cohort import prepare_cohort
+from lib.data.layout import detect_layout
+from lib.data.phantom import contrast_report, reference_contrast, summarise_contrast
+from lib.data.slices import load_slices
+from lib.data.splits import holdout_split, kfold_split
+from lib.data.validate import format_report, validate_cohort
+from lib.data.validate_demo import damaged_copies
+from lib.paths import display as show_path, resolve
+from lib.plots import modality_grid, label_histograms
+from lib.results import SYNTHETIC_LABEL, setup
+
+P, run = setup(params_file, run_dir)
+cohort = prepare_cohort(P)
+if cohort.synthetic:
+    display(Markdown(f"**{SYNTHETIC_LABEL}.** Every figure and table in this chapter is computed from the "
+                     "synthetic phantom cohort, not from patients."))
+
+# %% [markdown]
+# ## The cohort and its validation report
+
+# %%
+subjects = pd.DataFrame([{"subject": s.subject_id, "grade": s.grade} for s in cohort.subjects])
+grade_counts = subjects["grade"].fillna("unknown").value_counts().rename_axis("grade").rename("subjects").to_frame()
+print(f"cohort: {show_path(cohort.root)}  layout: {detect_layout(cohort.root)}  "
+      f"fingerprint: {cohort.fingerprint[:16]}")
+print(format_report(validate_cohort(cohort.root, modalities=tuple(P["modalities"])), cohort.root,
+                    modalities=tuple(P["modalities"])))
+run.table("grades", grade_counts, index=True)
+grade_counts
+
+# %% [markdown]
+# The same check on deliberately damaged copies of two subjects shows what a user sees when a
+# folder is not usable: one line per problem, naming the file. (`python -m lib validate` prints
+# the same lines and exits with status 1; a study run refuses such a cohort and writes nothing.)
+
+# %%
+demo_root = run.sub("validation-demo")
+for case, folder in damaged_copies(cohort.root, demo_root, [s.subject_id for s in cohort.subjects[:2]]).items():
+    problems = validate_cohort(folder, modalities=tuple(P["modalities"]))
+    print(f"--- {case}")
+    print("\n".join(str(p).replace(str(demo_root) + "/", "") for p in problems))
+shutil.rmtree(demo_root)
+
+# %% [markdown]
+# ## The four modalities and the labels
+#
+# Axial slices are extracted after z-scoring each modality over the brain, cropping to the brain's
+# bounding square and resizing to `image_size`. For each example subject the slice with the most
+# whole tumour is shown.
+
+# %%
+slices = load_slices(cohort.root, P["modalities"], image_size=P["image_size"], normalisation=P["normalisation"],
+                     crop=P["crop"], slice_filter=P["slice_filter"], filter_region=P["filter_region"],
+                     min_region_pixels=P["min_region_pixels"], max_slices_per_subject=P["max_slices_per_subject"],
+                     label_convention=P["label_convention"], cache_dir=resolve(P["cache_dir"]), progress=False)
+print(f"{len(slices)} slices of {len(set(slices.subject_ids))} subjects, "
+      f"{slices.images.shape[1]} channels ({', '.join(slices.modalities)}), {slices.images.shape[2]}×{slices.images.shape[3]} px")
+wt = slices.region("WT").reshape(len(slices), -1).sum(1)
+examples = []
+for grade in ("HGG", "LGG"):
+    ids = [s.subject_id for s in cohort.subjects if s.grade == grade][: P["example_subjects"]]
+    examples += [(sid, grade) for sid in ids]
+for sid, grade in examples:
+    idx = np.flatnonzero(slices.subject_ids == sid)
+    if idx.size == 0:
+        continue
+    best = idx[np.argmax(wt[idx])]
+    fig = modality_grid(slices.images[best], slices.labels[best], slices.modalities,
+                        title=f"{sid} ({grade}), axial slice {slices.slice_index[best]}")
+    run.figure(f"modalities-{sid}", fig)
+    plt.show()
+
+# %% [markdown]
+# Label colours: blue NCR/NET, green edema, red enhancing tumour.
+#
+# ## Intensities per label
+#
+# Distributions of each modality's z-score (over the whole brain, as the networks see it) inside each label, pooled over the
+# tumour slices. The planted truths of the phantom (below) are visible here: the enhancing rim
+# separates from edema on T1ce only; FLAIR and T2 are bright over the whole tumour.
+
+# %%
+fig = label_histograms(slices.images, slices.labels, slices.brain, slices.modalities)
+run.figure("label-histograms", fig)
+plt.show()
+
+# %% [markdown]
+# ## Tumour contrasts beside real glioma MRI
+#
+# The same figures as `shared/reference/real-brats-contrast.md` (six real BRATS 2013 high-grade
+# cases: each image z-scored against the normal brain, then summarised inside each label),
+# measured on this cohort's high-grade subjects. A phantom whose figures fall inside the real
+# min–max ranges is *not cleaner than real data*: labels overlap in intensity as they do in patients.
+
+# %%
+limit = P["contrast_subjects"]
+report = contrast_report(cohort.root, grade="HGG")
+if limit:
+    report = report.head(limit)
+ours = summarise_contrast(report)
+real = reference_contrast()
+common = [name for name in real.index if name in ours.index]
+table = pd.DataFrame({
+    "real: mean": real.loc[common, "mean"], "real: min": real.loc[common, "min"], "real: max": real.loc[common, "max"],
+    "this cohort: mean": ours.loc[common, "mean"], "this cohort: min": ours.loc[common, "min"],
+    "this cohort: max": ours.loc[common, "max"],
+})
+table["mean inside real range"] = (table["this cohort: mean"] >= table["real: min"]) & (
+    table["this cohort: mean"] <= table["real: max"])
+table.index.name = "figure"
+run.table("contrast-vs-real", table, index=True)
+run.table("contrast-per-subject", report)
+label = "synthetic phantom" if cohort.synthetic else "this cohort"
+display(Markdown(f"Columns *real*: shared/reference/real-brats-contrast.md (6 real BRATS 2013 HGG cases). "
+                 f"Columns *this cohort*: this build, {label}, {len(report)} HGG subjects."))
+table.round(2)
+
+# %%
+lgg = contrast_report(cohort.root, grade="LGG")
+lgg_et_share = float(lgg["et_share"].mean()) if len(lgg) else float("nan")
+print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f} "
+      f"(HGG: {report['et_share'].mean():.3f})")
+
+# %% [markdown]
+# ## The planted truths
+#
+# The phantom is built so that what the studies claim to discover is known in advance:
+#
+# | region / question | where the phantom puts the information |
+# | --- | --- |
+# | enhancing tumour (ET) | bright on **T1ce** only; FLAIR and T2 do not separate it from edema |
+# | tumour core (TC = ET ∪ NCR) | the enhancing rim on **T1ce** and the dark necrosis on T1/T1ce |
+# | whole tumour (WT) | bright on **FLAIR** and **T2** (CSF is bright on T2 but dark on FLAIR) |
+# | grade (HGG vs LGG) | **enhancement**: HGG have an enhancing rim around necrosis, LGG little or no ET |
+#
+# A study that recovers these on the phantom passes a test with a known answer; one that does not
+# has a problem that real data would hide.
+#
+# ## Patient-level splits
+#
+# Every split is by patient (never by slice), stratified by grade and seeded. The 8:2 hold-out and
+# the k-fold partition inside the training part:
+
+# %%
+ids = [s.subject_id for s in cohort.subjects]
+grades = [s.grade for s in cohort.subjects]
+train_ids, test_ids = holdout_split(ids, grades, test_fraction=0.2, seed=P["seed"])
+k = min(5, len(train_ids))
+folds = kfold_split(train_ids, [dict(zip(ids, grades))[i] for i in train_ids], k=k, seed=P["seed"])
+split_table = pd.DataFrame(
+    [{"part": "train", "subjects": len(train_ids), "HGG": sum(dict(zip(ids, grades))[i] == "HGG" for i in train_ids)},
+     {"part": "test", "subjects": len(test_ids), "HGG": sum(dict(zip(ids, grades))[i] == "HGG" for i in test_ids)}]
+    + [{"part": f"fold {j + 1} (validation)", "subjects": len(v), "HGG": sum(dict(zip(ids, grades))[i] == "HGG" for i in v)}
+       for j, (_, v) in enumerate(folds)])
+assert not set(train_ids) & set(test_ids)
+run.table("splits", split_table)
+split_table
+
+# %% [markdown]
+# ## What this chapter found
+
+# %%
+in_range = int(table["mean inside real range"].sum())
+summary = {
+    "subjects": len(ids), "hgg": int(sum(g == "HGG" for g in grades)), "lgg": int(sum(g == "LGG" for g in grades)),
+    "slices": len(slices), "image_size": P["image_size"],
+    "contrast_figures": len(table), "contrast_figures_in_real_range": in_range,
+    "t1ce_cnr_et_vs_ed": float(ours.loc["contrast-to-noise T1ce, ET vs ED", "mean"]),
+    "flair_cnr_et_vs_ed": float(ours.loc["contrast-to-noise FLAIR, ET vs ED", "mean"]),
+    "lgg_et_share": lgg_et_share,
+}
+run.write_summary(summary)
+display(Markdown(
+    f"- The cohort has {summary['subjects']} subjects ({summary['hgg']} HGG, {summary['lgg']} LGG) and passed validation.\n"
+    f"- {in_range} of {len(table)} contrast figures of its HGG subjects have their mean inside the range measured on real "
+    f"glioma MRI; the rows marked False above are where the phantom differs from the six real cases.\n"
+    f"- T1ce separates enhancing tumour from edema (CNR {summary['t1ce_cnr_et_vs_ed']:.2f}); FLAIR hardly does "
+    f"(CNR {summary['flair_cnr_et_vs_ed']:.2f}), as in real data.\n"
+    f"- LGG subjects carry a mean ET share of {lgg_et_share:.3f} of their tumour: grade is visible through enhancement."))

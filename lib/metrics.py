@@ -358,3 +358,21 @@ def scores_table(
     if include_hd95:
         table["hd95"] = hd95_per_sample(pred_batch, target_batch, spacing=spacing)
     return table
+
+
+def scores_by_group(pred, target, groups) -> "pd.DataFrame":
+    """Dice, accuracy, sensitivity and specificity pooled over the samples of each group.
+
+    pred, target: (N, ...) binary; groups: (N,) labels (e.g. the patient of each slice). Pooling a
+    patient's slices gives one per-patient (volume-like) score, the unit the comparisons pair on.
+    Returns one row per group (in order of first appearance) with the column ``group``.
+    """
+    import pandas as pd
+
+    pred, target = _as_mask_pair(pred, target)
+    groups = np.asarray(groups)
+    rows = []
+    for group in dict.fromkeys(groups.tolist()):
+        idx = groups == group
+        rows.append({"group": group, **segmentation_scores(pred[idx], target[idx])})
+    return pd.DataFrame(rows)

@@ -136,7 +136,9 @@ def _check_arrays(model: nn.Module, images: np.ndarray, masks: np.ndarray | None
         raise ValueError(f"images must be a numpy array (N, m, H, W), got {getattr(images, 'shape', type(images))}")
     modalities = getattr(model, "modalities", None)
     if modalities is not None and images.shape[1] != len(modalities):
-        raise ValueError(f"images have {images.shape[1]} channels but the model expects {len(modalities)} {tuple(modalities)}")
+        raise ValueError(
+            f"images have {images.shape[1]} channels but the model expects {len(modalities)} {tuple(modalities)}"
+        )
     if masks is not None:
         expected = (images.shape[0], *images.shape[2:])
         if not isinstance(masks, np.ndarray) or masks.shape != expected:
@@ -189,7 +191,9 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
         for epoch in epochs:
             order = order_rng.permutation(n)
             total = 0.0
-            batches = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not config.progress, mininterval=1.0)
+            batches = tqdm(
+                range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not config.progress, mininterval=1.0
+            )
             for b in batches:
                 index = np.sort(order[b * config.batch_size : (b + 1) * config.batch_size])
                 x, y = _to_batch(images, masks, index, device)
@@ -238,7 +242,8 @@ def predict_logits(
     try:
         with torch.no_grad():
             for start in range(0, images.shape[0], batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32)).to(device)
+                chunk = np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32)
+                x = torch.from_numpy(chunk).to(device)
                 out[start : start + len(x)] = model(x)[:, 0].float().cpu().numpy()
     finally:
         model.train(was_training)
@@ -277,7 +282,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | Non
     The file is written to a temporary file in the same folder and moved into place with
     os.replace (`lib.io.atomic_path`), so `path` is either the old file or the complete new one,
     never a partial one. `model.init_kwargs` (every model in lib.models has it) lets
-    `load_checkpoint` rebuild the model. `extra` (plain Python values: numbers, strings, lists, dicts) is stored alongside.
+    `load_checkpoint` rebuild the model. `extra` (plain Python values: numbers, strings, lists,
+    dicts) is stored alongside.
     """
     kwargs = getattr(model, "init_kwargs", None)
     if kwargs is None:

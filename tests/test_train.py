@@ -64,7 +64,8 @@ def test_segmentation_loss_kinds():
     target = (torch.randn(2, 1, 4, 4, generator=generator) > 0).float()
     bce = F.binary_cross_entropy_with_logits(logits, target)
     # BCE on logits = BCE on the sigmoid output (the paper's loss), computed stably
-    torch.testing.assert_close(segmentation_loss(logits, target, "bce"), F.binary_cross_entropy(torch.sigmoid(logits), target))
+    paper_bce = F.binary_cross_entropy(torch.sigmoid(logits), target)
+    torch.testing.assert_close(segmentation_loss(logits, target, "bce"), paper_bce)
     torch.testing.assert_close(segmentation_loss(logits, target, "bce+dice"), bce + soft_dice_loss(logits, target))
     with pytest.raises(ValueError, match="loss"):
         segmentation_loss(logits, target, "focal")

@@ -116,6 +116,9 @@ class PhantomSpec:
             if f.type == "float":
                 object.__setattr__(self, f.name, float(getattr(self, f.name)))
 
+    def __hash__(self) -> int:  # contrast_gain is a dict: hash the canonical JSON instead
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["contrast_gain"] = dict(self.contrast_gain)
@@ -146,9 +149,9 @@ def subject_rng(spec: PhantomSpec, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(index,)))
 
 
-def _healthy_images(rng: np.random.Generator, anat: dict, voxel_mm: float) -> dict[str, np.ndarray]:
+def _healthy_images(rng: np.random.Generator, anat: dict) -> dict[str, np.ndarray]:
     images = {mod: sum(anat[t] * s for t, s in TISSUE_SIGNAL[mod].items()).astype(np.float32) for mod in MODALITIES}
-    # Enhancing vessels on T1ce: points in sulcal CSF / cortex, blurred to ~1 mm.
+    # Enhancing vessels on T1ce: single-voxel bright points in sulcal CSF / cortex (not lesion).
     weight = (anat["csf"] + 0.3 * anat["gm"]).ravel()
     prob = weight / weight.sum()
     points = rng.choice(prob.size, size=VESSELS, p=prob)
@@ -177,7 +180,7 @@ def synthesize_subject(spec: PhantomSpec, index: int) -> dict[str, Any]:
     anat = anatomy.deformed_anatomy(rng, tpl, spec.deformation_mm, mass_centre_vox=centre,
                                     mass_radius_mm=radius, mass_effect_mm=push)
     seg, facts = tumour.plant_labels(rng, anat, tpl, grade, centre, fraction)
-    healthy = _healthy_images(rng, anat, r)
+    healthy = _healthy_images(rng, anat)
     images, painted = tumour.lesion_images(rng, healthy, seg, grade, r, spec.contrast_gain)
     brain = anat["brain"]
     noise_sd = spec.noise_sd * spec.noise_scale
@@ -307,9 +310,9 @@ def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite:
 
 
 # ---------------------------------------------------------------------------------------------
-# Contrast figures, measured the way /work/shared/reference/real-brats-contrast.md measured real
-# cases: each image z-scored against the normal brain voxels (brain mask, label 0), then
-# summarised inside each label.
+# Contrast figures, measured the way the reference measured six real BRATS 2013 HGG cases (public
+# example data of the DeepMedic project, Menze et al. 2015): each image z-scored against the
+# normal brain voxels (brain mask, label 0), then summarised inside each label.
 
 _MOD_TEXT = {"flair": "FLAIR", "t1ce": "T1ce", "t1": "T1", "t2": "T2"}
 _LABEL_TEXT = {"ncr": "NCR", "ed": "ED", "et": "ET"}

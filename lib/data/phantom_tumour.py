@@ -18,7 +18,7 @@ modalities) and a fraction ``KEEP_ANATOMY`` of the underlying tissue contrast. C
 boundaries are blurred (partial volume), so labels overlap in intensity as in real scans.
 The ranges were tuned so that the figures measured on the finished images (after bias
 field and noise) fall inside the ranges measured on real BraTS HGG cases
-(/work/shared/reference/real-brats-contrast.md).
+(``lib.data.phantom.REFERENCE_HGG``; tests/test_phantom.py checks it).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ NCR, ED, ET = 1, 2, 4
 Z_TARGETS = {
     "HGG": {
         "flair": {NCR: (1.1, 2.9), ED: (2.35, 2.55), ET: (2.1, 3.0)},
-        "t1ce": {NCR: (-1.0, 0.1), ED: (-0.17, -0.01), ET: (2.05, 3.05)},
+        "t1ce": {NCR: (-1.0, 0.1), ED: (-0.17, -0.01), ET: (2.1, 3.0)},
         "t1": {NCR: (-1.3, -0.5), ED: (-0.35, -0.05), ET: (-0.3, 0.3)},
         "t2": {NCR: (1.6, 2.6), ED: (1.3, 1.8), ET: (0.9, 1.6)},
     },
@@ -54,7 +54,7 @@ Z_TARGETS = {
 # Texture sd (z units) per modality and class; scaled per subject by U(0.8, 1.2).
 TEXTURE_SD = {
     "flair": {NCR: 0.95, ED: 0.85, ET: 0.95},
-    "t1ce": {NCR: 0.6, ED: 0.2, ET: 1.0},
+    "t1ce": {NCR: 0.6, ED: 0.26, ET: 1.0},
     "t1": {NCR: 0.5, ED: 0.35, ET: 0.45},
     "t2": {NCR: 0.7, ED: 0.6, ET: 0.6},
 }

@@ -530,6 +530,8 @@ def acc_from_model(
     """
     import torch
 
+    from lib.device import model_device
+
     from .diagnostics import eta_area_per_slice, eta_coverage_per_slice
 
     images = np.asarray(_to_numpy(images), dtype=np.float32)
@@ -549,7 +551,7 @@ def acc_from_model(
     try:
         with torch.no_grad():
             for start in range(0, images.shape[0], batch_size):
-                x = torch.from_numpy(images[start : start + batch_size])
+                x = torch.from_numpy(images[start : start + batch_size]).to(model_device(model))
                 t, frames = model.flow(x, n_frames=n_frames)
                 frames = _to_numpy(frames)
                 stages = _to_numpy(t).astype(np.float64)

@@ -74,6 +74,7 @@ def _baseline(images: np.ndarray, baseline: Any, brain: Any) -> np.ndarray:
     return np.ascontiguousarray(base)
 
 
+
 def integrated_gradients(
     model: Any,
     images: Any,
@@ -104,6 +105,8 @@ def integrated_gradients(
     import torch
     from captum.attr import IntegratedGradients
 
+    from lib.device import model_device
+
     images = np.asarray(_to_numpy(images), dtype=np.float32)
     regions = _to_numpy(region_masks).astype(bool)
     if regions.shape != (images.shape[0],) + images.shape[2:]:
@@ -121,9 +124,10 @@ def integrated_gradients(
     try:
         for start in range(0, images.shape[0], batch_size):
             stop = min(start + batch_size, images.shape[0])
-            x = torch.from_numpy(images[start:stop])
-            x_base = torch.from_numpy(baselines[start:stop])
-            mask = torch.from_numpy(regions[start:stop])
+            device = model_device(model)
+            x = torch.from_numpy(images[start:stop]).to(device)
+            x_base = torch.from_numpy(baselines[start:stop]).to(device)
+            mask = torch.from_numpy(regions[start:stop]).to(device)
             attribution = explainer.attribute(
                 x,
                 baselines=x_base,

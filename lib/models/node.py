@@ -66,7 +66,9 @@ def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
 
 def _check_channels(x: torch.Tensor, modalities: tuple[str, ...]) -> None:
     if x.ndim != 4 or x.shape[1] != len(modalities):
-        raise ValueError(f"expected images (N, {len(modalities)}, H, W) for modalities {modalities}, got {tuple(x.shape)}")
+        raise ValueError(
+            f"expected images (N, {len(modalities)}, H, W) for modalities {modalities}, got {tuple(x.shape)}"
+        )
 
 
 class ODEVectorField(nn.Module):
@@ -259,7 +261,9 @@ class SegmentationUNet(nn.Module):
             width_multiplier=width_multiplier,
             prior_logit=prior_logit,
         )
-        self.unet = UNet2D(len(self.modalities), 1, base_width=base_width, depth=depth, width_multiplier=width_multiplier)
+        self.unet = UNet2D(
+            len(self.modalities), 1, base_width=base_width, depth=depth, width_multiplier=width_multiplier
+        )
         if prior_logit is not None:
             with torch.no_grad():
                 self.unet.output.bias.fill_(float(prior_logit))

@@ -95,7 +95,9 @@ class UNet2D(nn.Module):
         if base_width < 1 or width_multiplier < 1:
             raise ValueError(f"base_width and width_multiplier must be >= 1, got {base_width}, {width_multiplier}")
         if final_activation is not None and final_activation not in _ACTIVATIONS:
-            raise ValueError(f"final_activation must be None or one of {sorted(_ACTIVATIONS)}, got {final_activation!r}")
+            raise ValueError(
+                f"final_activation must be None or one of {sorted(_ACTIVATIONS)}, got {final_activation!r}"
+            )
         # Constructor arguments, kept so a checkpoint can rebuild the model.
         self.init_kwargs = dict(
             in_channels=in_channels,

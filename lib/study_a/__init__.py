@@ -1,0 +1,3 @@
+"""Study A end to end, as its chapter calls it: data and split (``data``), the neural ODE models
+and their explanation (``ode``), the U-Net subset comparison of Table I (``comparison``), and
+the verdicts (``verdict``)."""

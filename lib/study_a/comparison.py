@@ -1,0 +1,133 @@
+"""Study A's confirmation (Section C, Table I): plain U-Nets on all modalities (baseline), on the
+key modalities and on the complementary ones, k-fold cross-validation inside the training set,
+Wilcoxon signed-rank on Dice against the baseline."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lib.data.splits import kfold_split
+from lib.device import model_device, resolve_device, seed_everything
+from lib.metrics import scores_by_group
+from lib.models.node import SegmentationUNet
+from lib.stats import mean_sd, wilcoxon_signed_rank
+from lib.study_a.data import StudyAData
+from lib.train import TrainConfig, predict_masks, prior_logit, train_segmenter
+
+METRICS = ("dice", "accuracy", "sensitivity", "specificity")
+METRIC_LABELS = {"dice": "Dice", "accuracy": "Accuracy (%)", "sensitivity": "Sensitivity", "specificity": "Specificity"}
+
+
+def complement(modalities: Sequence[str], subset: Sequence[str]) -> tuple[str, ...]:
+    return tuple(m for m in modalities if m not in subset)
+
+
+def subset_label(subset: Sequence[str], all_modalities: Sequence[str]) -> str:
+    if tuple(subset) == tuple(all_modalities):
+        return f"all {len(all_modalities)} modalities"
+    return "+".join(subset)
+
+
+def comparison_subsets(all_modalities: Sequence[str], paper_key: Sequence[str],
+                       selected: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
+    """Baseline, the paper's key subset and its complement, and (when it differs and is a proper
+    non-empty subset) this run's own selection and its complement. Keys are display labels."""
+    subsets = {"baseline": tuple(all_modalities)}
+    ordered = lambda names: tuple(m for m in all_modalities if m in names)  # noqa: E731
+    candidates = [("paper key", ordered(paper_key)), ("paper complement", complement(all_modalities, paper_key))]
+    if selected and set(selected) != set(paper_key) and 0 < len(selected) < len(all_modalities):
+        candidates += [("this run's key", ordered(selected)),
+                       ("this run's complement", complement(all_modalities, selected))]
+    for role, subset in candidates:
+        if subset and subset not in subsets.values():
+            subsets[role] = subset
+    return subsets
+
+
+def train_unet(params: Mapping[str, Any], images: np.ndarray, masks: np.ndarray, modalities: Sequence[str],
+               seed: int) -> SegmentationUNet:
+    seed_everything(seed)
+    bias = prior_logit(masks) if params["unet_prior_bias"] else None
+    model = SegmentationUNet(modalities, base_width=params["unet_base_width"], depth=params["unet_depth"],
+                             prior_logit=bias).to(resolve_device(params["device"]))
+    config = TrainConfig(epochs=params["unet_epochs"], batch_size=params["unet_batch_size"], lr=params["unet_lr"],
+                         loss=params["unet_loss"], seed=seed, device=params["device"],
+                         num_threads=params["num_threads"], progress=False)
+    train_segmenter(model, images, masks, config)
+    return model
+
+
+def cross_validate_subsets(params: Mapping[str, Any], data: StudyAData, subsets: Mapping[str, Sequence[str]],
+                           folds: int, seed: int = 0, progress=None) -> pd.DataFrame:
+    """k-fold CV inside the training set for every subset, the same folds for all.
+
+    Returns one row per (subset, fold, validation patient): the patient's pooled scores on its
+    out-of-fold prediction."""
+    train = data.train
+    splits = kfold_split(data.train_ids, data.grades_of(data.train_ids), k=folds, seed=params["split_seed"])
+    rows = []
+    jobs = [(f, role, subset) for f in range(len(splits)) for role, subset in subsets.items()]
+    for f, role, subset in (progress(jobs) if progress else jobs):
+        fit_ids, val_ids = splits[f]
+        fit, val = train.for_subjects(fit_ids).select_modalities(subset), train.for_subjects(val_ids).select_modalities(subset)
+        model = train_unet(params, fit.images, fit.region(data.target), subset, seed=seed + f)
+        pred = predict_masks(model, val.images, device=model_device(model))
+        table = scores_by_group(pred, val.region(data.target), val.subject_ids).rename(columns={"group": "subject"})
+        table.insert(0, "fold", f + 1)
+        table.insert(0, "subset", role)
+        table.insert(1, "inputs", "+".join(subset))
+        rows.append(table)
+    return pd.concat(rows, ignore_index=True)
+
+
+def fold_means(per_patient: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each metric over the validation patients of each fold (the paper's per-fold unit)."""
+    return per_patient.groupby(["subset", "inputs", "fold"], sort=False)[list(METRICS)].mean().reset_index()
+
+
+def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's Table I layout from this run (mean ± sd over folds; * = Wilcoxon p < alpha on
+    Dice against the baseline, paired by patient over the out-of-fold predictions), and the
+    tests themselves (also paired by fold, as the paper's 10 folds would allow)."""
+    folds = fold_means(per_patient)
+    roles = list(dict.fromkeys(per_patient["subset"]))
+    base = per_patient[per_patient["subset"] == "baseline"].set_index("subject")
+    base_folds = folds[folds["subset"] == "baseline"].set_index("fold")
+    cells, tests = {}, []
+    for role in roles:
+        mine = per_patient[per_patient["subset"] == role].set_index("subject")
+        mine_folds = folds[folds["subset"] == role].set_index("fold")
+        star = ""
+        if role != "baseline":
+            common = base.index.intersection(mine.index)
+            by_patient = wilcoxon_signed_rank(mine.loc[common, "dice"].to_numpy(), base.loc[common, "dice"].to_numpy())
+            by_fold = wilcoxon_signed_rank(mine_folds["dice"].to_numpy(), base_folds.loc[mine_folds.index, "dice"].to_numpy())
+            star = "*" if by_patient.significant(alpha) else ""
+            tests.append({"subset": role, "inputs": mine["inputs"].iloc[0],
+                          "dice_mean_diff_vs_baseline": float((mine.loc[common, "dice"] - base.loc[common, "dice"]).mean()),
+                          "p_by_patient": by_patient.p_value, "n_patients": by_patient.n,
+                          "p_by_fold": by_fold.p_value, "n_folds": by_fold.n,
+                          "significant_by_patient": by_patient.significant(alpha)})
+        column = f"{role}: {mine['inputs'].iloc[0]}"
+        cells[column] = {}
+        for metric in METRICS:
+            values = mine_folds[metric].to_numpy() * (100 if metric == "accuracy" else 1)
+            mark = star if metric == "dice" else ""
+            cells[column][METRIC_LABELS[metric]] = mean_sd(values, digits=3) + mark
+    table = pd.DataFrame(cells)
+    table.index.name = "metric"
+    return table, pd.DataFrame(tests)
+
+
+def paper_table_one(target: str) -> pd.DataFrame:
+    """Table I of the paper for ``target``, as printed (its own column labels)."""
+    from lib.paper_numbers import STUDY_A_TABLE_I
+
+    block = STUDY_A_TABLE_I[target]
+    table = pd.DataFrame({col: [block[m][i] for m in METRIC_LABELS.values()] for i, col in enumerate(block["inputs"])},
+                         index=list(METRIC_LABELS.values()))
+    table.index.name = "metric"
+    return table

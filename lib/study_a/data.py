@@ -1,0 +1,81 @@
+"""Study A's slices and its 8:2 patient-level split (Section C), plus the renamed-modality cohort
+of the permutation check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from lib.data.cohort import prepare_cohort
+from lib.data.slices import SliceSet, load_slices
+from lib.data.splits import holdout_split
+from lib.paths import resolve
+
+
+@dataclass(frozen=True)
+class StudyAData:
+    """Training and test slices of one target; ``swapped`` names the renamed modality pair."""
+
+    train: SliceSet
+    test: SliceSet
+    train_ids: list[str]
+    test_ids: list[str]
+    target: str
+    synthetic: bool
+    swapped: tuple[str, ...] = ()
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.train.modalities)
+
+    def grades_of(self, ids: Sequence[str]) -> list[str | None]:
+        lookup = dict(zip(self.train.subject_ids.tolist() + self.test.subject_ids.tolist(),
+                          self.train.grades.tolist() + self.test.grades.tolist()))
+        return [lookup[i] for i in ids]
+
+
+def subject_grades(slices: SliceSet) -> tuple[list[str], list[str | None]]:
+    """Unique subjects of a slice set (sorted) and their grades."""
+    lookup = dict(zip(slices.subject_ids.tolist(), slices.grades.tolist()))
+    ids = sorted(lookup)
+    return ids, [lookup[i] for i in ids]
+
+
+def swap_modality_names(slices: SliceSet, pair: Sequence[str]) -> SliceSet:
+    """The slice set as if the two modalities' files had been renamed into each other.
+
+    The channel named ``pair[0]`` now holds what was ``pair[1]``'s image and vice versa; the
+    channel order by name stays the requested one. Equivalent to renaming the NIfTI files,
+    without copying the cohort."""
+    a, b = pair
+    names = list(slices.modalities)
+    ia, ib = names.index(a), names.index(b)
+    images = slices.images.copy()
+    images[:, [ia, ib]] = slices.images[:, [ib, ia]]
+    return replace(slices, images=images)
+
+
+def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> StudyAData:
+    """Slices of the params' cohort, split 8:2 by patient (stratified by grade, seeded)."""
+    cohort = prepare_cohort(params)
+    slices = load_slices(
+        cohort.root, params["modalities"], image_size=params["image_size"], normalisation=params["normalisation"],
+        crop=params["crop"], slice_filter=params["slice_filter"], filter_region=params["filter_region"],
+        min_region_pixels=params["min_region_pixels"], max_slices_per_subject=params["max_slices_per_subject"],
+        label_convention=params["label_convention"], cache_dir=resolve(params["cache_dir"]), progress=False,
+    )
+    if swap:
+        slices = swap_modality_names(slices, swap)
+    ids, grades = subject_grades(slices)
+    train_ids, test_ids = holdout_split(ids, grades, test_fraction=params["test_fraction"], seed=params["split_seed"])
+    return StudyAData(
+        train=slices.for_subjects(train_ids), test=slices.for_subjects(test_ids), train_ids=list(train_ids),
+        test_ids=list(test_ids), target=params["target"], synthetic=cohort.synthetic, swapped=tuple(swap),
+    )
+
+
+def region_fraction(slices: SliceSet, region: str) -> float:
+    """Share of pixels in ``region`` (class balance, for the reader and the prior bias)."""
+    return float(np.mean(slices.region(region)))

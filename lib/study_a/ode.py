@@ -1,0 +1,122 @@
+"""One neural ODE model of study A: train (Section C), evaluate (Table II), explain (Eq. 5-7 and
+the independent measures)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from lib.device import model_device, resolve_device, seed_everything
+from lib.explain.acc import ACCRule, ACCRun, acc_from_model, key_modalities_acc
+from lib.explain.attribution import (AttributionRule, attribution_shares, converged_slices, integrated_gradients,
+                                     key_modalities_attribution)
+from lib.explain.diagnostics import channel_mixing, readout_summary, self_fidelity
+from lib.explain.occlusion import OcclusionRule, key_modalities_occlusion, model_predict_fn, occlusion_importance
+from lib.explain.verdict import KeyModalityResult
+from lib.metrics import scores_by_group
+from lib.models.node import NeuralODESegmenter
+from lib.study_a.data import StudyAData
+from lib.train import TrainConfig, TrainHistory, predict_masks, prior_logit, save_checkpoint, train_segmenter
+
+
+def ode_train_config(params: Mapping[str, Any], seed: int) -> TrainConfig:
+    return TrainConfig(epochs=params["ode_epochs"], batch_size=params["ode_batch_size"], lr=params["ode_lr"],
+                       readout_lr_multiplier=params["ode_readout_lr_multiplier"], loss=params["ode_loss"], seed=seed,
+                       device=params["device"], num_threads=params["num_threads"], progress=True)
+
+
+def build_ode(params: Mapping[str, Any], data: StudyAData) -> NeuralODESegmenter:
+    """Fig. 3B with the params' vector-field size; readout bias at the prior log-odds if asked."""
+    bias = prior_logit(data.train.region(data.target)) if params["ode_prior_bias"] else None
+    return NeuralODESegmenter(data.modalities, base_width=params["ode_base_width"], depth=params["ode_depth"],
+                              train_steps=params["ode_train_steps"], sensitivity=params["ode_sensitivity"],
+                              prior_logit=bias)
+
+
+def train_ode(params: Mapping[str, Any], data: StudyAData, seed: int, checkpoint=None):
+    """Train one ODE model; returns (model, history). Saves a checkpoint when a path is given."""
+    seed_everything(seed)
+    model = build_ode(params, data).to(resolve_device(params["device"]))
+    history = train_segmenter(model, data.train.images, data.train.region(data.target), ode_train_config(params, seed))
+    if checkpoint is not None:
+        save_checkpoint(model, checkpoint, extra={"seed": seed, "target": data.target, "swapped": list(data.swapped),
+                                                  "history": history.to_dict()})
+    return model, history
+
+
+def patient_scores(model, data: StudyAData, which: str = "test") -> pd.DataFrame:
+    """Dice, accuracy, sensitivity, specificity per patient (the patient's slices pooled)."""
+    slices = data.test if which == "test" else data.train
+    pred = predict_masks(model, slices.images, device=model_device(model))
+    table = scores_by_group(pred, slices.region(data.target), slices.subject_ids)
+    return table.rename(columns={"group": "subject"})
+
+
+@dataclass
+class ExplainedModel:
+    """Everything the chapter shows about one trained ODE model."""
+
+    seed: int
+    history: TrainHistory
+    scores: pd.DataFrame
+    acc: ACCRun
+    key_acc: KeyModalityResult
+    key_acc_polarity: KeyModalityResult
+    readout: pd.DataFrame
+    mixing: pd.DataFrame
+    fidelity: pd.Series
+    occlusion: pd.DataFrame
+    key_occlusion: KeyModalityResult
+    attribution_shares: pd.DataFrame
+    completeness_error: np.ndarray
+    key_attribution: KeyModalityResult
+    extra: dict = field(default_factory=dict)
+
+    def key_results(self) -> list[KeyModalityResult]:
+        return [self.key_acc, self.key_acc_polarity, self.key_occlusion, self.key_attribution]
+
+
+def attribution_slices(data: StudyAData, limit: int) -> np.ndarray:
+    """Test slices with a non-empty target, at most ``limit``, spread evenly (no look at results)."""
+    candidates = np.flatnonzero(data.test.region(data.target).reshape(len(data.test), -1).any(1))
+    if len(candidates) <= limit:
+        return candidates
+    return candidates[np.linspace(0, len(candidates) - 1, limit).round().astype(int)]
+
+
+def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, history: TrainHistory,
+                keep_slices=()) -> ExplainedModel:
+    """Eq. (5)-(7) exactly as printed (and the polarity-aware variant), the diagnostics, occlusion
+    and integrated gradients, each with its key-modality rule."""
+    test, target = data.test, data.target
+    truth = test.region(target)
+    acc = acc_from_model(model, test.images, n_frames=params["render_frames"], batch_size=params["flow_batch_size"],
+                         brain=test.brain, keep_slices=keep_slices)
+    rule = ACCRule(**params["acc_rule"])
+    key_acc = key_modalities_acc(acc.curves("printed"), rule, method="ACC (Eq. 6-7 as printed)")
+    key_acc_pa = key_modalities_acc(acc.curves("polarity_aware"), rule, method="ACC, polarity-aware variant")
+    w, b = model.readout_weights()
+    mixing = channel_mixing(test.images, acc.I_1, brain_mask=test.brain, modalities=data.modalities)
+
+    predict = model_predict_fn(model, device=model_device(model))
+    occ = occlusion_importance(predict, test.images, truth, data.modalities, fill=params["occlusion_fill"],
+                               brain=test.brain)
+    key_occ = key_modalities_occlusion(occ, OcclusionRule(**params["occlusion_rule"]), modalities=data.modalities)
+
+    chosen = attribution_slices(data, params["ig_max_slices"])
+    attributions, error = integrated_gradients(model, test.images[chosen], truth[chosen], n_steps=params["ig_steps"],
+                                               brain=test.brain[chosen])
+    shares = attribution_shares(attributions, truth[chosen], data.modalities)
+    attribution_rule = AttributionRule(**{k: v for k, v in params["attribution_rule"].items() if k != "tolerance"})
+    tolerance = float(params["attribution_rule"].get("tolerance", 0.05))
+    key_att = key_modalities_attribution(shares, converged_slices(error, tolerance), attribution_rule)
+    return ExplainedModel(
+        seed=seed, history=history, scores=patient_scores(model, data), acc=acc, key_acc=key_acc,
+        key_acc_polarity=key_acc_pa, readout=readout_summary(w, b, data.modalities), mixing=mixing,
+        fidelity=self_fidelity(mixing), occlusion=occ, key_occlusion=key_occ, attribution_shares=shares,
+        completeness_error=np.asarray(error), key_attribution=key_att,
+        extra={"attribution_slices": chosen, "ig_tolerance": tolerance},
+    )

@@ -1,0 +1,112 @@
+"""Study A's verdicts: does each measure of modality importance name the modalities that carry
+the target's information (the phantom's planted truth), consistently over seeds, and does it
+follow the image contrast when the modality files are renamed?"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from lib.explain.verdict import KeyModalityResult, agreement
+
+
+def swap_names(names: Iterable[str], pair: Sequence[str]) -> tuple[str, ...]:
+    """Names after renaming ``pair[0]`` <-> ``pair[1]`` (sorted for comparison)."""
+    if not pair:
+        return tuple(sorted(names))
+    a, b = pair
+    return tuple(sorted({a: b, b: a}.get(n, n) for n in names))
+
+
+def holds_contrasts(subset: Sequence[str], reference: Sequence[str], pair: Sequence[str] = ()) -> bool:
+    """Does a subset of channel names hold every reference contrast, once ``pair`` is renamed?"""
+    return set(reference) <= set(swap_names(subset, pair))
+
+
+def key_label(key: Sequence[str]) -> str:
+    return "+".join(key) if key else "no verdict"
+
+
+def seed_agreement(results: Sequence[KeyModalityResult], truth: Sequence[str] | None) -> dict:
+    """How many seeds give each key set, the most frequent one, and how many agree with ``truth``."""
+    counts = Counter(key_label(r.key) for r in results)
+    modal, modal_n = counts.most_common(1)[0] if counts else ("no verdict", 0)
+    out = {"seeds": len(results), "keys": dict(counts), "most_frequent": modal, "most_frequent_n": modal_n}
+    if truth is not None:
+        out["agree_n"] = sum(agreement(r, set(truth)) == "agrees" for r in results)
+    return out
+
+
+def subset_outcome(tests: pd.DataFrame, role: str, near: float, clearly_lower: float) -> str:
+    """'near baseline', 'clearly lower' or 'in between', from the mean Dice difference to the
+    baseline (paired by patient) and, for 'clearly lower', significance."""
+    row = tests[tests["subset"] == role]
+    if row.empty:
+        return "not run"
+    diff, significant = float(row["dice_mean_diff_vs_baseline"].iloc[0]), bool(row["significant_by_patient"].iloc[0])
+    if diff >= -near:
+        return "near baseline"
+    if diff <= -clearly_lower and significant:
+        return "clearly lower"
+    return "in between"
+
+
+def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_truth: bool,
+                   near: float, clearly_lower: float) -> tuple[str, str]:
+    """Verdict of the subset comparison: the subset holding the informative contrast should be
+    near the baseline and the other clearly lower. Returns (verdict, description)."""
+    key = subset_outcome(tests, "paper key", near, clearly_lower)
+    comp = subset_outcome(tests, "paper complement", near, clearly_lower)
+    text = f"paper key subset {key}; complement {comp}"
+    if key_holds_truth == complement_holds_truth:
+        return "not discriminative", text
+    expected_near, expected_low = (key, comp) if key_holds_truth else (comp, key)
+    if expected_near == "near baseline" and expected_low == "clearly lower":
+        return "agrees", text
+    if expected_near == "near baseline" or expected_low == "clearly lower":
+        return "partly", text
+    return "disagrees", text
+
+
+def follows(renamed_key: Sequence[str], truth: Sequence[str], pair: Sequence[str]) -> str:
+    """After renaming ``pair``: does a measure's key follow the contrast (the truth's names swapped)
+    or the channel name/position (the truth's names unchanged)?"""
+    got = tuple(sorted(renamed_key))
+    if not got:
+        return "no verdict"
+    by_contrast, by_name = swap_names(truth, pair), tuple(sorted(truth))
+    if by_contrast == by_name:
+        return "not discriminative"
+    if got == by_contrast:
+        return "follows the contrast"
+    if got == by_name:
+        return "follows the channel name/position"
+    return f"neither ({key_label(got)})"
+
+
+def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,
+                 per_measure: Mapping[str, Sequence[KeyModalityResult]], subset: tuple[str, str]) -> pd.DataFrame:
+    """The closing verdict table of one target: one row per measure."""
+    rows = []
+    for measure, results in per_measure.items():
+        tally = seed_agreement(results, truth)
+        seeds = tally["seeds"]
+        agree = tally.get("agree_n")
+        if agree is None:
+            verdict = "no reference"
+        elif agree == seeds:
+            verdict = "agrees"
+        elif agree == 0:
+            verdict = "disagrees"
+        else:
+            verdict = "partly"
+        keys = ", ".join(f"{k} ({n}/{seeds})" for k, n in sorted(tally["keys"].items(), key=lambda kv: -kv[1]))
+        rows.append({"target": target, "measure": measure, f"reference ({truth_source})": key_label(truth or ()),
+                     "key modalities (seeds)": keys, "seeds agreeing": f"{agree}/{seeds}" if agree is not None else "—",
+                     "verdict": verdict})
+    rows.append({"target": target, "measure": "U-Net subset comparison (Table I)",
+                 f"reference ({truth_source})": key_label(truth or ()), "key modalities (seeds)": subset[1],
+                 "seeds agreeing": "—", "verdict": subset[0]})
+    return pd.DataFrame(rows)

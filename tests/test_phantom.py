@@ -1,0 +1,297 @@
+"""The synthetic phantom cohort: layout, determinism, physics, planted truths, calibration,
+domain-shift options, atomic writing, and the contrast measurement itself (known answers)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from lib.data import phantom as P
+from lib.data.phantom import PhantomSpec
+
+MODS = ("t1", "t1ce", "t2", "flair")
+FAST = dict(resolution_mm=4.0)  # the smoke resolution: ~0.1 s per subject
+
+
+def _load(folder, name):
+    img = nib.load(next(folder.glob(f"*_{name}.nii.gz")))
+    return img, np.asarray(img.dataobj)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    spec = PhantomSpec(n_subjects=5, seed=4, **FAST)
+    root = P.generate_cohort(tmp_path_factory.mktemp("ph") / "cohort", spec)
+    return root, spec
+
+
+@pytest.fixture(scope="module")
+def hgg_subject():
+    spec = PhantomSpec(n_subjects=1, seed=2, hgg_fraction=1.0, **FAST)
+    return spec, P.synthesize_subject(spec, 0)
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+def test_layout_files_shapes_labels(cohort):
+    root, spec = cohort
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    assert [f.name for f in folders] == [f"BraTS20_Training_{i:03d}" for i in range(1, 6)]
+    for folder in folders:
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == sorted(f"{folder.name}_{m}.nii.gz" for m in (*MODS, "seg"))
+        seg_img, seg = _load(folder, "seg")
+        assert seg.dtype == np.uint8 and set(np.unique(seg)) <= {0, 1, 2, 4} and (seg > 0).any()
+        brain = None
+        for mod in MODS:
+            img, arr = _load(folder, mod)
+            assert arr.dtype == np.float32 and arr.shape == seg.shape
+            assert np.allclose(img.affine, seg_img.affine)
+            nonzero = arr != 0
+            brain = nonzero if brain is None else brain
+            assert np.array_equal(nonzero, brain), "all modalities share the (skull-stripped) brain mask"
+        assert not (seg[~brain] > 0).any(), "labels only inside the brain"
+        assert brain.mean() < 0.6, "zero background outside the brain"
+
+
+def test_name_mapping_and_marker(cohort):
+    root, spec = cohort
+    with open(root / "name_mapping.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(P.NAME_MAPPING_COLUMNS)
+    assert [r["BraTS_2020_subject_ID"] for r in rows] == [P.subject_id(i) for i in range(5)]
+    assert [r["Grade"] for r in rows] == [P.subject_grade(spec, i) for i in range(5)]
+    assert {r["Grade"] for r in rows} == {"HGG", "LGG"}
+    meta = json.loads((root / "phantom.json").read_text())
+    assert meta["synthetic"] is True and "not patient data" in meta["note"]
+    assert meta["generator_version"] == P.GENERATOR_VERSION
+    assert PhantomSpec.from_dict(meta["spec"]) == spec
+    assert not list(root.parent.glob(".*tmp*")), "no temporary folder left behind"
+
+
+def test_written_files_equal_in_memory_subject(cohort):
+    root, spec = cohort
+    sub = P.synthesize_subject(spec, 3)
+    folder = root / P.subject_id(3)
+    for mod in MODS:
+        assert np.array_equal(_load(folder, mod)[1], sub["images"][mod])
+    assert np.array_equal(_load(folder, "seg")[1], sub["seg"])
+
+
+# --- determinism ----------------------------------------------------------------------------
+
+def test_determinism_and_subject_independence():
+    a = P.synthesize_subject(PhantomSpec(n_subjects=2, seed=9, **FAST), 1)
+    b = P.synthesize_subject(PhantomSpec(n_subjects=7, seed=9, **FAST), 1)  # other cohort size
+    c = P.synthesize_subject(PhantomSpec(n_subjects=2, seed=10, **FAST), 1)
+    for mod in MODS:
+        assert np.array_equal(a["images"][mod], b["images"][mod])
+        assert not np.array_equal(a["images"][mod], c["images"][mod])
+    assert np.array_equal(a["seg"], b["seg"]) and not np.array_equal(a["seg"], c["seg"])
+
+
+def test_grades_balanced_and_independent_of_size():
+    spec = PhantomSpec(n_subjects=200, seed=1)
+    grades = [P.subject_grade(spec, i) for i in range(200)]
+    assert abs(grades.count("HGG") / 200 - 0.6) <= 0.02
+    assert grades[:10] == [P.subject_grade(PhantomSpec(n_subjects=10, seed=1), i) for i in range(10)]
+    assert all(P.subject_grade(PhantomSpec(seed=1, hgg_fraction=0.0), i) == "LGG" for i in range(20))
+
+
+def test_spec_roundtrip_and_validation():
+    spec = PhantomSpec(n_subjects=3, seed=5, contrast_gain={"t2": 1.2, "flair": 0.8}, rater="second")
+    data = json.loads(json.dumps(spec.to_dict()))
+    assert PhantomSpec.from_dict(data) == spec and data == spec.to_dict()
+    assert list(spec.contrast_gain) == ["flair", "t2"]
+    for bad in ({"rater": "third"}, {"contrast_gain": {"dwi": 1.0}}, {"n_subjects": 0}, {"noise_scale": -1.0}):
+        with pytest.raises(ValueError):
+            PhantomSpec(**bad)
+    with pytest.raises(ValueError, match="unknown"):
+        PhantomSpec.from_dict({"n_subjects": 2, "colour": "red"})
+
+
+# --- physics of the healthy brain -----------------------------------------------------------
+
+def test_tissue_orderings(hgg_subject):
+    _, sub = hgg_subject
+    normal = sub["seg"] == 0
+    pure = {t: (sub["tissues"][t] > 0.8) & normal for t in ("gm", "wm", "csf")}
+    assert all(m.sum() > 20 for m in pure.values())
+    mean = {m: {t: float(sub["images"][m][pure[t]].mean()) for t in pure} for m in MODS}
+    assert mean["t1"]["wm"] > mean["t1"]["gm"] > mean["t1"]["csf"]
+    assert mean["t1ce"]["wm"] > mean["t1ce"]["gm"] > mean["t1ce"]["csf"]
+    assert mean["t2"]["csf"] > mean["t2"]["gm"] > mean["t2"]["wm"]
+    assert mean["flair"]["gm"] > mean["flair"]["wm"] > mean["flair"]["csf"]
+    # T2: CSF brighter still than the lesion; FLAIR: the lesion far brighter than CSF.
+    ed = sub["seg"] == 2
+    assert mean["t2"]["csf"] > sub["images"]["t2"][ed].mean()
+    assert sub["images"]["flair"][ed].mean() > 2 * mean["flair"]["csf"]
+
+
+# --- planted truths -------------------------------------------------------------------------
+
+def test_planted_tumour_truths(cohort):
+    root, _ = cohort
+    df = P.contrast_report(root)
+    hgg, lgg = df[df.grade == "HGG"], df[df.grade == "LGG"]
+    assert len(hgg) >= 2 and len(lgg) >= 1
+    assert (hgg.t1ce_z_et - hgg.t1ce_z_ed > 1.2).all() and (hgg.cnr_t1ce_et_ed > 2.0).all()  # T1ce: ET >> ED
+    assert (hgg.flair_z_ed > 1.5).all() and (lgg.flair_z_ed > 1.0).all()  # FLAIR: ED >> normal brain
+    assert (hgg.cnr_flair_et_ed.abs() < 1.6).all()  # FLAIR cannot separate ET from ED much
+    assert (hgg.t1ce_z_ncr < hgg.t1ce_z_ed).all() and (hgg.t1_z_ncr < hgg.t1_z_ed).all()  # necrosis dark
+    assert (hgg.t1_z_et.abs() < 0.7).all()  # ET iso-ish on T1: the enhancement is T1ce only
+    assert (hgg.t2_z_ed > 0.8).all() and (hgg.t1_z_ed < 0.3).all()  # edema bright T2, iso-hypo T1
+    assert ((hgg.et_share > 0.1) & (hgg.et_share < 0.3)).all()
+    assert (lgg.et_share < 0.05).all()  # LGG: ET share near 0
+    assert (lgg.flair_z_ncr > 1.0).all() and (lgg.t1ce_z_ncr < 0.3).all()  # core bright FLAIR, not enhancing
+    assert ((df.tumour_fraction > 0.03) & (df.tumour_fraction < 0.21)).all()
+
+
+def test_calibration_within_real_ranges(tmp_path):
+    spec = PhantomSpec(n_subjects=4, seed=7, resolution_mm=3.0, hgg_fraction=1.0)
+    df = P.contrast_report(P.generate_cohort(tmp_path / "cal", spec), grade="HGG", modalities=("flair", "t1ce"))
+    assert len(df) == 4
+    ours, ref = P.summarise_contrast(df), P.reference_contrast()
+    assert set(ref.index) <= set(ours.index)
+    for figure, real in ref.iterrows():
+        got = ours.loc[figure]
+        assert real["min"] <= got["mean"] <= real["max"], figure
+        assert real["min"] <= got["min"] and got["max"] <= real["max"], f"{figure}: a subject outside the real range"
+        if not np.isnan(real["within_label_sd"]):  # labels overlap in intensity: not cleaner than real data
+            assert 0.5 * real["within_label_sd"] <= got["within_label_sd"] <= 1.5 * real["within_label_sd"], figure
+
+
+# --- domain-shift options -------------------------------------------------------------------
+
+def _z(img, seg, label):
+    normal = (img != 0) & (seg == 0)
+    return float((img[seg == label].mean() - img[normal].mean()) / img[normal].std())
+
+
+def test_contrast_gain_changes_only_that_modality(hgg_subject):
+    spec, base = hgg_subject
+    shifted = P.synthesize_subject(PhantomSpec.from_dict({**spec.to_dict(), "contrast_gain": {"flair": 0.5}}), 0)
+    for mod in ("t1", "t1ce", "t2"):
+        assert np.array_equal(base["images"][mod], shifted["images"][mod])
+    assert np.array_equal(base["seg"], shifted["seg"])
+    z0, z1 = _z(base["images"]["flair"], base["seg"], 2), _z(shifted["images"]["flair"], base["seg"], 2)
+    assert z1 < z0 - 0.6 and z1 > 0.2  # the lesion about half as conspicuous on FLAIR
+    outside = base["seg"] == 0
+    far = outside & (np.abs(base["images"]["flair"] - shifted["images"]["flair"]) > 0)
+    assert far.sum() < 0.05 * outside.sum(), "healthy brain unchanged away from the lesion"
+
+
+def test_noise_and_bias_scale():
+    def flair(**kw):
+        return P.synthesize_subject(PhantomSpec(n_subjects=1, seed=3, **FAST, **kw), 0)["images"]["flair"]
+
+    clean = flair(noise_scale=0.0)
+    brain = clean > 0
+    d1 = (flair() - clean)[brain].std()
+    d2 = (flair(noise_scale=2.0) - clean)[brain].std()
+    assert d1 > 0 and 1.8 < d2 / d1 < 2.2
+    flat = flair(noise_scale=0.0, bias_scale=0.0)
+    r1 = np.log(clean[brain] / flat[brain]).std()
+    r3 = np.log(flair(noise_scale=0.0, bias_scale=3.0)[brain] / flat[brain]).std()
+    assert r1 > 0.005 and r3 / r1 == pytest.approx(3.0, rel=0.01)
+
+
+def test_second_rater_perturbs_labels_only(hgg_subject):
+    spec, first = hgg_subject
+    second = P.synthesize_subject(PhantomSpec.from_dict({**spec.to_dict(), "rater": "second"}), 0)
+    for mod in MODS:
+        assert np.array_equal(first["images"][mod], second["images"][mod])
+    a, b = first["seg"], second["seg"]
+    assert set(np.unique(b)) <= {0, 1, 2, 4}
+    assert (b > 0).sum() > (a > 0).sum() and (b == 4).sum() > (a == 4).sum() and (b == 1).sum() < (a == 1).sum()
+    assert set(np.unique(b[(a == 0) & (b > 0)])) == {2}, "the wider outline is edema"
+    assert set(np.unique(b[(a == 1) & (b != 1)])) == {4}, "the rim grows into necrosis"
+    assert np.array_equal(b[a == 4], a[a == 4]) and np.array_equal(b[a == 2], a[a == 2])
+
+
+# --- writing: atomic, refusing to clobber, CLI ------------------------------------------------
+
+def test_atomic_write_on_failure(tmp_path, monkeypatch):
+    calls = []
+    real = P._write_subject
+
+    def failing(folder, sid, subject):
+        calls.append(sid)
+        if len(calls) == 2:
+            raise RuntimeError("disk full (simulated)")
+        real(folder, sid, subject)
+
+    monkeypatch.setattr(P, "_write_subject", failing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        P.generate_cohort(tmp_path / "out", PhantomSpec(n_subjects=3, seed=0, **FAST))
+    assert len(calls) == 2
+    assert list(tmp_path.iterdir()) == [], "neither the cohort nor a temporary folder is left"
+
+
+def test_refuses_to_overwrite_and_reuses_same_spec(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    spec = PhantomSpec(n_subjects=1, seed=0, **FAST)
+    with pytest.raises(FileExistsError):
+        P.generate_cohort(other, spec)
+    assert (other / "notes.txt").read_text() == "mine"
+    out = P.generate_cohort(tmp_path / "ph", spec)
+    stamp = (out / "phantom.json").stat().st_mtime_ns
+    assert P.generate_cohort(out, spec) == out and (out / "phantom.json").stat().st_mtime_ns == stamp
+    with pytest.raises(FileExistsError):
+        P.generate_cohort(out, PhantomSpec(n_subjects=1, seed=1, **FAST))
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["--out", str(out), "--subjects", "2", "--seed", "1", "--resolution", "4",
+            "--contrast-gain", "flair=0.8", "t2=1.2", "--noise-scale", "1.5", "--rater", "second"]
+    assert P.main(args) == 0
+    said = capsys.readouterr().out
+    assert "wrote" in said and "2 synthetic subjects" in said and " s" in said
+    spec = P.read_phantom_spec(out)
+    assert spec.contrast_gain == {"flair": 0.8, "t2": 1.2} and spec.noise_scale == 1.5 and spec.rater == "second"
+    assert P.main(args) == 0 and "nothing written" in capsys.readouterr().out
+    assert P.main([*args[:5], "2"]) == 2  # same folder, other seed
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+
+
+# --- the measurement itself (known answers; real layouts) -----------------------------------
+
+def test_contrast_report_known_answer(tmp_path):
+    # A BraTS 2018-style folder (HGG/<id>/...) with ET as label 3 and exactly known z-scores.
+    shape = (10, 10, 10)
+    seg = np.zeros(shape, np.uint8)
+    seg[2:4, 2:4, 2:4] = 1  # 8 voxels
+    seg[5:7, 5:7, 5:7] = 2  # 8
+    seg[7, 7, 7:9] = 3  # 2, the BraTS 2017 ET label
+    flair = np.zeros(shape, np.float32)
+    flair[1:9, 1:9, 1:9] = 100.0
+    normal = (flair > 0) & (seg == 0)
+    flair[normal] = np.where(np.arange(normal.sum()) % 2 == 0, 90.0, 110.0)  # mean 100, sd 10 (even count)
+    assert normal.sum() % 2 == 0
+    flair[seg == 1] = 80.0
+    flair[seg == 2] = np.tile([120.0, 140.0], 4)
+    flair[seg == 3] = 150.0
+    folder = tmp_path / "HGG" / "Brats18_X_1"
+    folder.mkdir(parents=True)
+    for name, arr in (("flair", flair), ("seg", seg)):
+        nib.save(nib.Nifti1Image(arr, np.eye(4)), folder / f"Brats18_X_1_{name}.nii.gz")
+    df = P.contrast_report(tmp_path)
+    row = df.iloc[0]
+    assert row.grade == "HGG" and len(df) == 1 and "t1ce_z_et" not in df
+    assert row.tumour_fraction == pytest.approx(18 / 512)
+    assert row.et_share == pytest.approx(2 / 18) and row.ncr_share == pytest.approx(8 / 18)
+    assert row.flair_z_ncr == pytest.approx(-2.0) and row.flair_z_et == pytest.approx(5.0)
+    assert row.flair_z_ed == pytest.approx(3.0) and row.flair_sd_ed == pytest.approx(1.0)
+    assert row.cnr_flair_et_ed == pytest.approx(2.0)
+    summary = P.summarise_contrast(df)
+    assert summary.loc["FLAIR z in ED", "mean"] == pytest.approx(3.0)
+    assert summary.loc["FLAIR z in ED", "within_label_sd"] == pytest.approx(1.0)
+    assert P.contrast_report(tmp_path, grade="LGG").empty

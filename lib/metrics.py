@@ -365,7 +365,9 @@ def scores_by_group(pred, target, groups) -> "pd.DataFrame":
 
     pred, target: (N, ...) binary; groups: (N,) labels (e.g. the patient of each slice). Pooling a
     patient's slices gives one per-patient (volume-like) score, the unit the comparisons pair on.
-    Returns one row per group (in order of first appearance) with the column ``group``.
+    Returns one row per group (in order of first appearance) with the columns ``group`` and
+    ``target_pixels`` (so callers can leave out groups without target, whose Dice is 1 or 0 by the
+    empty-mask convention).
     """
     import pandas as pd
 
@@ -374,5 +376,6 @@ def scores_by_group(pred, target, groups) -> "pd.DataFrame":
     rows = []
     for group in dict.fromkeys(groups.tolist()):
         idx = groups == group
-        rows.append({"group": group, **segmentation_scores(pred[idx], target[idx])})
+        rows.append({"group": group, **segmentation_scores(pred[idx], target[idx]),
+                     "target_pixels": int(target[idx].sum())})
     return pd.DataFrame(rows)

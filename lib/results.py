@@ -44,21 +44,19 @@ class RunDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def table(self, name: str, frame, index: bool = False) -> Path:
-        """``tables/<name>.csv`` (atomic)."""
+    def table(self, name: str, frame, index: bool = False) -> None:
+        """``tables/<name>.csv`` (atomic). Returns None so a notebook cell ending with it shows nothing."""
         path = self.sub("tables", f"{name}.csv")
         with io.atomic_path(path) as tmp:
             frame.to_csv(tmp, index=index)
-        return path
 
-    def figure(self, name: str, fig, dpi: int = 110) -> Path:
+    def figure(self, name: str, fig, dpi: int = 110) -> None:
         """``figures/<name>.png`` (atomic); phantom figures get the synthetic label stamped on."""
         if self.synthetic:
             stamp_synthetic(fig)
         path = self.sub("figures", f"{name}.png")
         with io.atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        return path
 
     def json(self, name: str, obj: Any) -> Path:
         return io.write_json(self.sub(f"{name}.json"), obj)

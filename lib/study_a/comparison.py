@@ -91,7 +91,12 @@ def fold_means(per_patient: pd.DataFrame) -> pd.DataFrame:
 def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The paper's Table I layout from this run (mean ± sd over folds; * = Wilcoxon p < alpha on
     Dice against the baseline, paired by patient over the out-of-fold predictions), and the
-    tests themselves (also paired by fold, as the paper's 10 folds would allow)."""
+    tests themselves (also paired by fold, as the paper's 10 folds would allow).
+
+    Only patients with some target are used: a patient without target (e.g. an LGG without
+    enhancement, for ET) scores Dice 1 or 0 by the empty-mask convention whatever the inputs, which
+    would say more about false positives than about the inputs."""
+    per_patient = per_patient[per_patient["target_pixels"] > 0]
     folds = fold_means(per_patient)
     roles = list(dict.fromkeys(per_patient["subset"]))
     base = per_patient[per_patient["subset"] == "baseline"].set_index("subject")
@@ -110,7 +115,9 @@ def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFr
                           "dice_mean_diff_vs_baseline": float((mine.loc[common, "dice"] - base.loc[common, "dice"]).mean()),
                           "p_by_patient": by_patient.p_value, "n_patients": by_patient.n,
                           "p_by_fold": by_fold.p_value, "n_folds": by_fold.n,
-                          "significant_by_patient": by_patient.significant(alpha)})
+                          "significant_by_patient": by_patient.significant(alpha),
+                          "baseline_dice": float(base.loc[common, "dice"].mean()),
+                          "subset_dice": float(mine.loc[common, "dice"].mean())})
         column = f"{role}: {mine['inputs'].iloc[0]}"
         cells[column] = {}
         for metric in METRICS:

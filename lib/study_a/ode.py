@@ -55,6 +55,16 @@ def patient_scores(model, data: StudyAData, which: str = "test") -> pd.DataFrame
     return table.rename(columns={"group": "subject"})
 
 
+def with_target(scores: pd.DataFrame) -> pd.DataFrame:
+    """Patients that have some target: Dice and sensitivity are reported over these only (a
+    patient without target scores Dice 1 or 0 by the empty-mask convention)."""
+    return scores[scores["target_pixels"] > 0]
+
+
+def mean_dice(scores: pd.DataFrame) -> float:
+    return float(with_target(scores)["dice"].mean())
+
+
 @dataclass
 class ExplainedModel:
     """Everything the chapter shows about one trained ODE model."""

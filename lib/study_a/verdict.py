@@ -54,9 +54,15 @@ def subset_outcome(tests: pd.DataFrame, role: str, near: float, clearly_lower: f
 
 
 def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_truth: bool,
-                   near: float, clearly_lower: float) -> tuple[str, str]:
+                   near: float, clearly_lower: float, min_baseline_dice: float = 0.2) -> tuple[str, str]:
     """Verdict of the subset comparison: the subset holding the informative contrast should be
-    near the baseline and the other clearly lower. Returns (verdict, description)."""
+    near the baseline and the other clearly lower. A baseline that did not learn the target
+    (mean Dice below ``min_baseline_dice``) gives no verdict. Returns (verdict, description)."""
+    if tests.empty:
+        return "no verdict", "no comparison was run"
+    baseline = float(tests["baseline_dice"].iloc[0])
+    if not baseline >= min_baseline_dice:
+        return "no verdict", f"the all-modality baseline reached Dice {baseline:.2f} < {min_baseline_dice}"
     key = subset_outcome(tests, "paper key", near, clearly_lower)
     comp = subset_outcome(tests, "paper complement", near, clearly_lower)
     text = f"paper key subset {key}; complement {comp}"
@@ -94,8 +100,11 @@ def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,
         tally = seed_agreement(results, truth)
         seeds = tally["seeds"]
         agree = tally.get("agree_n")
+        with_verdict = sum(bool(r.key) for r in results)
         if agree is None:
             verdict = "no reference"
+        elif with_verdict == 0:
+            verdict = "no verdict"
         elif agree == seeds:
             verdict = "agrees"
         elif agree == 0:

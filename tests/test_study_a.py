@@ -1,0 +1,92 @@
+"""Study A's pipeline pieces with known answers: the renamed-modality cohort, the comparison
+subsets, Table I's statistics and the verdict logic."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.data.slices import SliceSet
+from lib.explain.verdict import KeyModalityResult
+from lib.study_a.comparison import comparison_subsets, table_one
+from lib.study_a.data import swap_modality_names
+from lib.study_a.verdict import follows, holds_contrasts, subset_verdict, verdict_rows
+
+MODS = ("t1", "t1ce", "t2", "flair")
+
+
+def _slices(n=2):
+    images = np.stack([np.full((n, 4, 4), k, dtype=np.float32) for k in range(4)], axis=1)  # channel k == k
+    return SliceSet(images=images, labels=np.zeros((n, 4, 4), np.uint8), brain=np.ones((n, 4, 4), bool),
+                    subject_ids=np.array(["a"] * n), slice_index=np.arange(n), grades=np.array(["HGG"] * n, dtype=object),
+                    modalities=MODS)
+
+
+def test_swapping_names_moves_the_images_not_the_names():
+    swapped = swap_modality_names(_slices(), ("t1ce", "flair"))
+    assert swapped.modalities == MODS
+    assert swapped.images[0, 1, 0, 0] == 3 and swapped.images[0, 3, 0, 0] == 1   # t1ce holds FLAIR's image
+    assert swapped.images[0, 0, 0, 0] == 0 and swapped.images[0, 2, 0, 0] == 2
+
+
+def test_comparison_subsets_add_this_runs_selection_only_when_it_differs():
+    base = comparison_subsets(MODS, ["t1ce"], ("t1ce",))
+    assert base == {"baseline": MODS, "paper key": ("t1ce",), "paper complement": ("t1", "t2", "flair")}
+    extra = comparison_subsets(MODS, ["t1ce"], ("flair",))
+    assert extra["this run's key"] == ("flair",) and extra["this run's complement"] == ("t1", "t1ce", "t2")
+    assert "this run's key" not in comparison_subsets(MODS, ["t1ce"], ())
+
+
+def _per_patient(key_dice, comp_dice, base_dice=0.8, n=8):
+    rows = []
+    for role, inputs, dice in [("baseline", "all", base_dice), ("paper key", "t1ce", key_dice),
+                               ("paper complement", "t1+t2+flair", comp_dice)]:
+        for i in range(n):
+            rows.append({"subset": role, "inputs": inputs, "fold": i % 2 + 1, "subject": f"s{i}",
+                         "dice": dice + 0.01 * i, "accuracy": 0.99, "sensitivity": 0.8, "specificity": 0.99,
+                         "target_pixels": 10})
+    rows.append({"subset": "baseline", "inputs": "all", "fold": 1, "subject": "empty", "dice": 1.0, "accuracy": 1.0,
+                 "sensitivity": np.nan, "specificity": 1.0, "target_pixels": 0})
+    return pd.DataFrame(rows)
+
+
+def test_table_one_marks_a_clearly_lower_subset_and_ignores_empty_targets():
+    table, tests = table_one(_per_patient(key_dice=0.79, comp_dice=0.3))
+    assert table.loc["Dice", "paper complement: t1+t2+flair"].endswith("*")
+    comp = tests.set_index("subset").loc["paper complement"]
+    assert comp["dice_mean_diff_vs_baseline"] == pytest.approx(-0.5)
+    assert comp["n_patients"] == 8  # the patient without target is left out
+    assert comp["p_by_patient"] == pytest.approx(2 / 2 ** 8)  # exact two-sided, all 8 differences negative
+    assert tests.set_index("subset").loc["paper key", "dice_mean_diff_vs_baseline"] == pytest.approx(-0.01)
+
+
+def test_subset_verdicts():
+    _, tests = table_one(_per_patient(key_dice=0.79, comp_dice=0.3))
+    assert subset_verdict(tests, True, False, 0.05, 0.1)[0] == "agrees"
+    assert subset_verdict(tests, False, True, 0.05, 0.1)[0] == "disagrees"
+    assert subset_verdict(tests, True, True, 0.05, 0.1)[0] == "not discriminative"
+    _, failed = table_one(_per_patient(key_dice=0.05, comp_dice=0.05, base_dice=0.05))
+    assert subset_verdict(failed, True, False, 0.05, 0.1)[0] == "no verdict"
+
+
+def test_follows_contrast_or_name():
+    pair = ("t1ce", "flair")
+    assert follows(("flair",), ("t1ce",), pair) == "follows the contrast"
+    assert follows(("t1ce",), ("t1ce",), pair) == "follows the channel name/position"
+    assert follows((), ("t1ce",), pair) == "no verdict"
+    assert follows(("t2",), ("t1ce",), pair).startswith("neither")
+    assert follows(("t1",), ("t1",), pair) == "not discriminative"
+    assert holds_contrasts(("t1", "t2", "flair"), ("t1ce",), pair)       # flair now holds T1ce
+    assert not holds_contrasts(("t1ce",), ("t1ce",), pair)
+
+
+def test_verdict_rows_count_seeds():
+    def result(key):
+        return KeyModalityResult(method="m", key=tuple(key), scores={}, reasons="", params={})
+
+    rows = verdict_rows("ET", ("t1ce",), "planted", {"acc": [result(["t1ce"]), result(["flair"]), result([])],
+                                                     "occ": [result(["t1ce"])] * 3, "none": [result([])] * 3},
+                        ("agrees", "text"))
+    by = rows.set_index("measure")
+    assert by.loc["acc", "verdict"] == "partly" and by.loc["acc", "seeds agreeing"] == "1/3"
+    assert by.loc["occ", "verdict"] == "agrees" and by.loc["none", "verdict"] == "no verdict"
+    assert by.loc["U-Net subset comparison (Table I)", "verdict"] == "agrees"

@@ -90,3 +90,15 @@ def test_verdict_rows_count_seeds():
     assert by.loc["acc", "verdict"] == "partly" and by.loc["acc", "seeds agreeing"] == "1/3"
     assert by.loc["occ", "verdict"] == "agrees" and by.loc["none", "verdict"] == "no verdict"
     assert by.loc["U-Net subset comparison (Table I)", "verdict"] == "agrees"
+
+
+def test_top_ranked_reading():
+    from lib.study_a.verdict import top_ranked
+
+    def result(scores):
+        return KeyModalityResult(method="m", key=(), scores=scores, reasons="", params={})
+
+    assert top_ranked(result({"t1": 0.1, "t1ce": 0.3, "flair": float("nan")})).key == ("t1ce",)
+    assert top_ranked(result({"t1": 0.2, "t1ce": 0.2})).key == ()
+    assert top_ranked(result({"t1": 0.0, "t1ce": -0.1})).key == ()
+    assert top_ranked(result({})).key == ()

@@ -29,6 +29,24 @@ def key_label(key: Sequence[str]) -> str:
     return "+".join(key) if key else "no verdict"
 
 
+def top_ranked(result: KeyModalityResult) -> KeyModalityResult:
+    """The lenient reading of any measure: the single modality with the highest score (final μ
+    for ACC, single-occlusion Dice drop, attribution share), with no threshold. No verdict when
+    the measure gave none or the top score is not positive or is tied."""
+    scores = {k: v for k, v in result.scores.items() if v == v}  # drop nan
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    if not ranked:
+        key, reason = (), "no scores"
+    elif ranked[0][1] <= 0:
+        key, reason = (), "no positive score"
+    elif len(ranked) > 1 and ranked[1][1] == ranked[0][1]:
+        key, reason = (), f"tie between {ranked[0][0]} and {ranked[1][0]}"
+    else:
+        key, reason = (ranked[0][0],), f"highest score {ranked[0][1]:.3g} ({ranked[0][0]})"
+    return KeyModalityResult(method=f"{result.method}, top-ranked", key=key, scores=result.scores, reasons=reason,
+                             params={"reading": "top-ranked"})
+
+
 def seed_agreement(results: Sequence[KeyModalityResult], truth: Sequence[str] | None) -> dict:
     """How many seeds give each key set, the most frequent one, and how many agree with ``truth``."""
     counts = Counter(key_label(r.key) for r in results)
@@ -100,14 +118,14 @@ def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,
         tally = seed_agreement(results, truth)
         seeds = tally["seeds"]
         agree = tally.get("agree_n")
-        with_verdict = sum(bool(r.key) for r in results)
+        labels = [agreement(r, set(truth)) for r in results] if truth is not None else []
         if agree is None:
             verdict = "no reference"
-        elif with_verdict == 0:
+        elif all(label == "no verdict" for label in labels):
             verdict = "no verdict"
-        elif agree == seeds:
+        elif all(label == "agrees" for label in labels):
             verdict = "agrees"
-        elif agree == 0:
+        elif all(label in ("disagrees", "no verdict") for label in labels):
             verdict = "disagrees"
         else:
             verdict = "partly"

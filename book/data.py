@@ -177,7 +177,7 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # | region / question | where the phantom puts the information |
 # | --- | --- |
 # | enhancing tumour (ET) | bright on **T1ce** only; FLAIR and T2 do not separate it from edema |
-# | tumour core (TC = ET ∪ NCR) | the enhancing rim on **T1ce** and the dark necrosis on T1/T1ce |
+# | tumour core (TC = ET ∪ NCR) | **T1ce**: the enhancing rim (HGG) and a mildly dark core; on FLAIR, T2 and T1 the core looks like its edema |
 # | whole tumour (WT) | bright on **FLAIR** and **T2** (CSF is bright on T2 but dark on FLAIR) |
 # | grade (HGG vs LGG) | **enhancement**: HGG have an enhancing rim around necrosis, LGG little or no ET |
 #

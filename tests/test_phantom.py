@@ -149,6 +149,10 @@ def test_planted_tumour_truths(cohort):
     assert (lgg.et_share < 0.05).all()  # LGG: ET share near 0
     assert (lgg.flair_z_ncr > 1.0).all() and (lgg.t1ce_z_ncr < 0.3).all()  # core bright FLAIR, not enhancing
     assert ((df.tumour_fraction > 0.03) & (df.tumour_fraction < 0.21)).all()
+    # The tumour core is planted on T1ce: on FLAIR, T2 and T1 the core looks like its edema on average.
+    for grade in (hgg, lgg):
+        for mod in ("flair", "t2", "t1"):
+            assert abs((grade[f"{mod}_z_ncr"] - grade[f"{mod}_z_ed"]).mean()) < 0.6, mod
 
 
 def test_calibration_within_real_ranges(tmp_path):

@@ -75,6 +75,9 @@ def test_follows_contrast_or_name():
     assert follows((), ("t1ce",), pair) == "no verdict"
     assert follows(("t2",), ("t1ce",), pair).startswith("neither")
     assert follows(("t1",), ("t1",), pair) == "not discriminative"
+    assert follows(("t1ce",), ("flair", "t2"), pair) == "follows the contrast"   # FLAIR's image is in 't1ce'
+    assert follows(("t2",), ("flair", "t2"), pair) == "not discriminative"
+    assert follows(("flair", "t1ce"), ("t1ce",), pair).startswith("neither")
     assert holds_contrasts(("t1", "t2", "flair"), ("t1ce",), pair)       # flair now holds T1ce
     assert not holds_contrasts(("t1ce",), ("t1ce",), pair)
 

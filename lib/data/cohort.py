@@ -42,26 +42,19 @@ def phantom_spec(params: Mapping[str, Any]):
 
 
 def ensure_phantom(root: Path, spec) -> None:
-    """Generate the phantom at ``root`` unless the same phantom is already there."""
-    from lib.data.phantom import generate_cohort
+    """Generate the phantom at ``root`` unless the same phantom (spec and generator version) is
+    already there. Another phantom there is regenerated (it is a reproducible build product);
+    a folder that is not a phantom is never touched."""
+    from lib.data.phantom import generate_cohort, is_same_phantom, read_phantom_spec
 
-    if not root.exists():
-        print(f"generating the synthetic phantom cohort in {display(root)} ({spec.n_subjects} subjects)", flush=True)
-        generate_cohort(root, spec)
+    if root.exists() and is_same_phantom(root, spec):
         return
-    marker = root / "phantom.json"
-    if not marker.is_file():
-        raise CohortError(f"{display(root)}: exists but is not a phantom cohort (no phantom.json); "
+    if root.exists() and any(root.iterdir()) and read_phantom_spec(root) is None:
+        raise CohortError(f"{display(root)}: exists but is not a phantom cohort (no valid phantom.json); "
                           "set data_source: folder to use it, or choose another data_dir")
-    try:
-        existing = io.read_json(marker).get("spec", {})
-    except ValueError:
-        raise CohortError(f"{display(marker)}: unreadable; delete {display(root)} to regenerate it") from None
-    wanted = spec.to_dict()
-    differs = sorted(k for k in wanted if existing.get(k) != wanted[k])
-    if differs:
-        raise CohortError(f"{display(root)}: holds a phantom with other settings ({', '.join(differs)}); "
-                          "delete it or choose another data_dir")
+    verb = "regenerating" if root.exists() else "generating"
+    print(f"{verb} the synthetic phantom cohort in {display(root)} ({spec.n_subjects} subjects)", flush=True)
+    generate_cohort(root, spec, overwrite=True)
 
 
 def quick_key(root: Path, extra: Mapping[str, Any]) -> str:

@@ -95,19 +95,21 @@ def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_
 
 
 def follows(renamed_key: Sequence[str], truth: Sequence[str], pair: Sequence[str]) -> str:
-    """After renaming ``pair``: does a measure's key follow the contrast (the truth's names swapped)
-    or the channel name/position (the truth's names unchanged)?"""
-    got = tuple(sorted(renamed_key))
+    """After renaming ``pair``: does a measure's key follow the contrast (it names only channels
+    that now hold a reference contrast) or the channel name/position (only channels whose *name*
+    is a reference modality)? A key inside both sets cannot tell them apart."""
+    got = set(renamed_key)
     if not got:
         return "no verdict"
-    by_contrast, by_name = swap_names(truth, pair), tuple(sorted(truth))
-    if by_contrast == by_name:
+    by_contrast, by_name = set(swap_names(truth, pair)), set(truth)
+    in_contrast, in_name = got <= by_contrast, got <= by_name
+    if in_contrast and in_name:
         return "not discriminative"
-    if got == by_contrast:
+    if in_contrast:
         return "follows the contrast"
-    if got == by_name:
+    if in_name:
         return "follows the channel name/position"
-    return f"neither ({key_label(got)})"
+    return f"neither ({key_label(sorted(got))})"
 
 
 def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,

@@ -38,7 +38,7 @@
 params_file = "params/data/default.yaml"
 run_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import shutil
 
 import matplotlib.pyplot as plt

@@ -48,7 +48,7 @@
 params_file = "params/study_a/et-default.yaml"
 run_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import json
 import time
 import warnings
@@ -472,6 +472,7 @@ if P["run_benchmark"]:
     bench = json.loads(bench_file.read_text())
     flat = pd.json_normalize(bench, sep=".").T
     flat.columns = ["value"]
+    flat = flat.drop(index=[k for k in ("command", "config.out") if k in flat.index])  # temporary paths
     run.table("benchmark", flat, index=True)
     for key in ("training.adjoint.slices_per_second", "training.autograd.slices_per_second",
                 "inference.slices_per_second", "flow.speedup_one_solve"):

@@ -224,6 +224,7 @@ def run(
             raise RunError(f"{display(script)} with {display(params_file)} failed: {ename}: {reason} "
                            f"(executed notebook: {display(failed)})") from None
         source_nb.unlink()
+        _finalise_notebook(work_dir / NOTEBOOK, final_dir, params, script)
         if not (work_dir / SUMMARY).is_file():
             raise RunError(f"{display(script)}: the chapter wrote no {SUMMARY} (every chapter must call "
                            "lib.results.RunDir.write_summary)")
@@ -252,6 +253,32 @@ def run(
     log(f"done in {time.time() - started:.1f} s: {display(final_dir)}")
     _publish_page(final_dir, book_page)
     return RunOutcome(study, name, final_dir, False, time.time() - started)
+
+
+def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], script: Path) -> None:
+    """Make the executed notebook say where its results are (not the temporary folder it ran in),
+    and put the run's title on its first heading, so each target/profile page is named."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = (f"# Parameters injected by the runner; the results are in {display(final_dir)}/\n"
+                           f"params_file = {display(final_dir / 'params.yaml')!r}\n"
+                           f"run_dir = {display(final_dir)!r}")
+            break
+    papermill_meta = nb.metadata.get("papermill", {})
+    papermill_meta["parameters"] = {"params_file": display(final_dir / "params.yaml"), "run_dir": display(final_dir)}
+    papermill_meta["input_path"] = display(script)
+    papermill_meta["output_path"] = display(final_dir / NOTEBOOK)
+    title = params.get("title")
+    if title:
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and cell.source.startswith("# "):
+                first, _, rest = cell.source.partition("\n")
+                cell.source = f"# {title}\n{rest}"
+                break
+    nbformat.write(nb, str(path))
 
 
 def _swap_into_place(work_dir: Path, final_dir: Path) -> None:

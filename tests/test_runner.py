@@ -51,6 +51,8 @@ def test_run_writes_complete_result_then_skips(toy):
     assert manifest["status"] == "complete" and manifest["params"]["x"] == 3
     assert manifest["packages"]["torch"] and "seconds" in manifest["timings"]
     assert (out / "notebook.ipynb").is_file() and (out / "params.yaml").is_file()
+    executed = (out / "notebook.ipynb").read_text()
+    assert ".tmp-" not in executed and "toy-smoke/params.yaml" in executed  # says where results are
     assert sorted(p.name for p in (results / "toy").iterdir()) == ["toy-smoke"]
 
     again = runner.run(chapter, params, results_root=results, log_output=False)

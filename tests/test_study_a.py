@@ -105,3 +105,10 @@ def test_top_ranked_reading():
     assert top_ranked(result({"t1": 0.2, "t1ce": 0.2})).key == ()
     assert top_ranked(result({"t1": 0.0, "t1ce": -0.1})).key == ()
     assert top_ranked(result({})).key == ()
+
+
+def test_table_one_with_a_single_patient_reports_no_test():
+    one = _per_patient(key_dice=0.5, comp_dice=0.2, n=1)
+    table, tests = table_one(one)
+    assert tests["p_by_patient"].isna().all() and not tests["significant_by_patient"].any()
+    assert "*" not in table.loc["Dice"].str.cat()

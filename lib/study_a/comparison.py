@@ -88,6 +88,15 @@ def fold_means(per_patient: pd.DataFrame) -> pd.DataFrame:
     return per_patient.groupby(["subset", "inputs", "fold"], sort=False)[list(METRICS)].mean().reset_index()
 
 
+def _paired_p(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+    """Wilcoxon signed-rank p-value and the number of pairs; nan when there are fewer than 2 pairs
+    (a tiny cohort, or a target that few patients have)."""
+    if len(a) < 2:
+        return float("nan"), len(a)
+    result = wilcoxon_signed_rank(a, b)
+    return result.p_value, result.n
+
+
 def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The paper's Table I layout from this run (mean ± sd over folds; * = Wilcoxon p < alpha on
     Dice against the baseline, paired by patient over the out-of-fold predictions), and the
@@ -108,14 +117,15 @@ def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFr
         star = ""
         if role != "baseline":
             common = base.index.intersection(mine.index)
-            by_patient = wilcoxon_signed_rank(mine.loc[common, "dice"].to_numpy(), base.loc[common, "dice"].to_numpy())
-            by_fold = wilcoxon_signed_rank(mine_folds["dice"].to_numpy(), base_folds.loc[mine_folds.index, "dice"].to_numpy())
-            star = "*" if by_patient.significant(alpha) else ""
+            by_patient = _paired_p(mine.loc[common, "dice"].to_numpy(), base.loc[common, "dice"].to_numpy())
+            by_fold = _paired_p(mine_folds["dice"].to_numpy(), base_folds.loc[mine_folds.index, "dice"].to_numpy())
+            significant = bool(by_patient[0] < alpha)  # nan (too few pairs) is never significant
+            star = "*" if significant else ""
             tests.append({"subset": role, "inputs": mine["inputs"].iloc[0],
                           "dice_mean_diff_vs_baseline": float((mine.loc[common, "dice"] - base.loc[common, "dice"]).mean()),
-                          "p_by_patient": by_patient.p_value, "n_patients": by_patient.n,
-                          "p_by_fold": by_fold.p_value, "n_folds": by_fold.n,
-                          "significant_by_patient": by_patient.significant(alpha),
+                          "p_by_patient": by_patient[0], "n_patients": by_patient[1],
+                          "p_by_fold": by_fold[0], "n_folds": by_fold[1],
+                          "significant_by_patient": significant,
                           "baseline_dice": float(base.loc[common, "dice"].mean()),
                           "subset_dice": float(mine.loc[common, "dice"].mean())})
         column = f"{role}: {mine['inputs'].iloc[0]}"

@@ -98,7 +98,8 @@ shutil.rmtree(demo_root)
 
 # %%
 slices = load_slices(cohort.root, P["modalities"], image_size=P["image_size"], normalisation=P["normalisation"],
-                     crop=P["crop"], slice_filter=P["slice_filter"], filter_region=P["filter_region"],
+                     crop=P["crop"], crop_margin=P["crop_margin"], target_spacing=P["target_spacing"],
+                     slice_filter=P["slice_filter"], filter_region=P["filter_region"],
                      min_region_pixels=P["min_region_pixels"], max_slices_per_subject=P["max_slices_per_subject"],
                      label_convention=P["label_convention"], cache_dir=resolve(P["cache_dir"]), progress=False)
 print(f"{len(slices)} slices of {len(set(slices.subject_ids))} subjects, "

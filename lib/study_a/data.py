@@ -62,7 +62,8 @@ def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> St
     cohort = prepare_cohort(params)
     slices = load_slices(
         cohort.root, params["modalities"], image_size=params["image_size"], normalisation=params["normalisation"],
-        crop=params["crop"], slice_filter=params["slice_filter"], filter_region=params["filter_region"],
+        crop=params["crop"], crop_margin=params["crop_margin"], target_spacing=params["target_spacing"],
+        slice_filter=params["slice_filter"], filter_region=params["filter_region"],
         min_region_pixels=params["min_region_pixels"], max_slices_per_subject=params["max_slices_per_subject"],
         label_convention=params["label_convention"], cache_dir=resolve(params["cache_dir"]), progress=False,
     )

@@ -65,9 +65,10 @@ from lib.device import device_name, resolve_device
 from lib.explain.acc import binarised_contribution, segmentation_frames
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_II
 from lib.plots import acc_panels, flow_animation, flow_explorer, flow_figure, heatmap, oriented
-from lib.results import SYNTHETIC_LABEL, data_label, setup
+from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
 from lib.stats import mean_sd
-from lib.study_a.comparison import comparison_subsets, cross_validate_subsets, paper_table_one, table_one
+from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, paper_table_one,
+                                   table_one)
 from lib.study_a.data import load_study_a_data, region_fraction
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (follows, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
@@ -337,7 +338,12 @@ display(Markdown(f"**This build** ({this_build}, {P['cv_folds']} folds):"))
 display(ours)
 display(Markdown(f"**{SOURCE_STUDY_A}, Table I** (10 folds):"))
 display(paper_table_one(TARGET))
-tests.round(4)
+display(tests.round(4))
+by_grade = dice_by_grade(per_patient, dict(zip(data.train.subject_ids, data.train.grades)))
+run.table("table-i-dice-by-grade", by_grade, index=True)
+display(Markdown("Out-of-fold Dice by grade (patients with some target): where a subset works for one grade and "
+                 "not the other, the inputs carry the target differently in the two."))
+by_grade.round(3)
 
 # %% [markdown]
 # ## The permutation check: rename two modality files
@@ -446,9 +452,10 @@ for _, row in verdict.iterrows():
     summary[f"{short}_seeds_agreeing"] = row["seeds agreeing"]
 summary["acc_most_frequent_key"] = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]
 for _, row in tests.iterrows():
-    summary[f"unet_dice_diff_{row['subset'].replace(' ', '_').replace(chr(39), '')}"] = row["dice_mean_diff_vs_baseline"]
+    summary[f"unet_dice_diff_{slug(row['subset'])}"] = row["dice_mean_diff_vs_baseline"]
 for _, row in permutation.iterrows():
-    summary[f"renamed_{row['measure'].replace(' ', '_').replace('(', '').replace(')', '').replace('-', '_')}_seed{row['seed']}"] = row["verdict"]
+    seed_part = f"_seed{row['seed']}" if row["seed"] != "—" else ""
+    summary[f"renamed_{slug(row['measure'])}{seed_part}"] = row["verdict"]
 summary["minutes"] = round((time.time() - started) / 60, 2)
 
 # %% [markdown]

@@ -78,6 +78,13 @@ class RunDir:
         return io.write_json(self.path / "summary.json", flat)
 
 
+def slug(text: str) -> str:
+    """A summary key from a label: lower case, runs of other characters as one underscore."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
 def stamp_synthetic(fig) -> None:
     """Write the synthetic-data label on a matplotlib figure (once)."""
     if getattr(fig, "_synthetic_stamped", False):

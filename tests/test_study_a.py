@@ -112,3 +112,13 @@ def test_table_one_with_a_single_patient_reports_no_test():
     table, tests = table_one(one)
     assert tests["p_by_patient"].isna().all() and not tests["significant_by_patient"].any()
     assert "*" not in table.loc["Dice"].str.cat()
+
+
+def test_dice_by_grade():
+    from lib.study_a.comparison import dice_by_grade
+
+    pp = _per_patient(key_dice=0.5, comp_dice=0.2, n=4)
+    grades = {"s0": "HGG", "s1": "HGG", "s2": "LGG", "s3": "LGG", "empty": "LGG"}
+    table = dice_by_grade(pp, grades)
+    assert table.loc[("paper key", "t1ce"), "Dice HGG"] == pytest.approx(0.505)
+    assert table.loc[("baseline", "all"), "n LGG"] == 2  # the patient without target is left out

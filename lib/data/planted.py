@@ -10,6 +10,11 @@ These follow from ``lib.data.phantom_tumour.Z_TARGETS`` (the contrasts each labe
 - Grade: HGG have an enhancing rim around necrosis; LGG little or no enhancement.
 
 They are a property of the phantom only: for real data there is no planted truth.
+
+Known limit (measured by study A's TC runs): the truths are planted in *intensity*. Shape leaks
+information the intensities do not carry: the tumour core is the interior of the FLAIR/T2-bright
+lesion (and 35-85 % of a low-grade lesion), so a network can find much of TC from FLAIR/T2 outlines
+alone. Study A's independent measures detect exactly that.
 """
 
 from __future__ import annotations

@@ -139,6 +139,14 @@ def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFr
     return table, pd.DataFrame(tests)
 
 
+def dice_by_grade(per_patient: pd.DataFrame, grades: Mapping[str, str | None]) -> pd.DataFrame:
+    """Mean out-of-fold Dice per subset and grade (patients with some target), with counts."""
+    table = per_patient[per_patient["target_pixels"] > 0].assign(grade=lambda d: d["subject"].map(grades).fillna("unknown"))
+    out = table.pivot_table(index=["subset", "inputs"], columns="grade", values="dice", aggfunc=["mean", "count"], sort=False)
+    out.columns = [f"Dice {grade}" if stat == "mean" else f"n {grade}" for stat, grade in out.columns]
+    return out
+
+
 def paper_table_one(target: str) -> pd.DataFrame:
     """Table I of the paper for ``target``, as printed (its own column labels)."""
     from lib.paper_numbers import STUDY_A_TABLE_I

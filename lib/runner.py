@@ -248,6 +248,7 @@ def run(
         }
         io.write_json(work_dir / MANIFEST, manifest)
         _swap_into_place(work_dir, final_dir)
+        (study_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)  # superseded by this success
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     log(f"done in {time.time() - started:.1f} s: {display(final_dir)}")

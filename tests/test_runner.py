@@ -73,6 +73,8 @@ def test_failed_run_keeps_previous_result(toy):
     assert (out / "manifest.json").read_text() == before
     assert (results / "toy" / "toy-smoke.failed.ipynb").is_file()
     assert not list((results / "toy").glob(".*tmp*"))
+    runner.run(chapter, params, {"x": 5}, results_root=results, log_output=False)
+    assert not (results / "toy" / "toy-smoke.failed.ipynb").exists()  # a later success supersedes it
 
 
 def test_interrupted_run_is_not_trusted(toy, monkeypatch):

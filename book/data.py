@@ -178,12 +178,15 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # | region / question | where the phantom puts the information |
 # | --- | --- |
 # | enhancing tumour (ET) | bright on **T1ce** only; FLAIR and T2 do not separate it from edema |
-# | tumour core (TC = ET ∪ NCR) | **T1ce**: the enhancing rim (HGG) and a mildly dark core; on FLAIR, T2 and T1 the core looks like its edema |
+# | tumour core (TC = ET ∪ NCR) | **T1ce**: the enhancing rim around dark necrosis (HGG), a dark core (LGG); on FLAIR, T2 and T1 core and rim look like their edema, and the core sits off-centre in the lesion |
 # | whole tumour (WT) | bright on **FLAIR** and **T2** (CSF is bright on T2 but dark on FLAIR) |
 # | grade (HGG vs LGG) | **enhancement**: HGG have an enhancing rim around necrosis, LGG little or no ET |
 #
 # A study that recovers these on the phantom passes a test with a known answer; one that does not
-# has a problem that real data would hide.
+# has a problem that real data would hide. Two limits are known (`lib/data/planted.py`): a network
+# reading FLAIR or T2 still knows that the core lies *inside* the lesion, so TC cannot be hidden
+# from them entirely; and healthy tissue looks alike on T1 and T1ce, so T1 can help read T1ce
+# although it shows no tumour contrast of its own. Study A measures both.
 #
 # ## Patient-level splits
 #

@@ -320,6 +320,8 @@ attribution_table.round(3)
 # modalities (baseline), on the paper's key modalities and on the complement, with k-fold
 # cross-validation inside the training set (the same folds for every subset). Where this run's
 # ACC selection (most frequent over seeds) differs from the paper's, its subsets are run too.
+# Subsets listed in `unet_diagnostic_subsets` (role "diagnostic") are shown to explain a result;
+# no verdict reads them.
 # Mean ± sd over folds; "*" marks a significant Dice difference to the baseline (Wilcoxon signed-rank,
 # paired by patient over the out-of-fold predictions, α from the parameter file). The paper's 10
 # folds allow pairing by fold too: both p-values are listed.
@@ -327,7 +329,8 @@ attribution_table.round(3)
 # %%
 acc_selected = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]
 acc_selected = () if acc_selected == "no verdict" else tuple(acc_selected.split("+"))
-subsets = comparison_subsets(data.modalities, P["paper_key_modalities"], acc_selected)
+subsets = comparison_subsets(data.modalities, P["paper_key_modalities"], acc_selected,
+                             [s.split("+") for s in P["unet_diagnostic_subsets"]])
 per_patient = cross_validate_subsets(P, data, subsets, folds=P["cv_folds"], seed=P["seed"],
                                      progress=lambda jobs: tqdm(jobs, desc="subset U-Nets"))
 run.table("table-i-per-patient", per_patient)
@@ -500,5 +503,9 @@ lines.append(f"- Neural ODE test Dice per seed: " + ", ".join(f"{summary[f'ode_t
 for _, row in verdict.iterrows():
     extra = f" Renamed files: {row[f'renamed {swap[0]}↔{swap[1]}']}." if swap and f"renamed {swap[0]}↔{swap[1]}" in row else ""
     lines.append(f"- {row['measure']}: {row['key modalities (seeds)']} → **{row['verdict']}**.{extra}")
+for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
+    lines.append(f"- Diagnostic subset {row['inputs']} (no verdict reads it): Dice {row['subset_dice']:.3f} vs "
+                 f"baseline {row['baseline_dice']:.3f} (difference {row['dice_mean_diff_vs_baseline']:+.3f}, "
+                 f"p = {row['p_by_patient']:.2g} by patient).")
 lines.append(f"- Run time: {summary['minutes']:.1f} min on {device_name(device)}.")
 display(Markdown("\n".join(lines)))

@@ -16,6 +16,16 @@ def _distinct(values) -> str | None:
     return "values must be distinct" if len(set(values)) != len(values) else None
 
 
+def _modality_sets(values) -> str | None:
+    """Each value names a set of modalities joined by '+', e.g. 't1+t1ce'."""
+    for value in values:
+        names = value.split("+")
+        unknown = [n for n in names if n not in MODALITY_NAMES]
+        if unknown or len(set(names)) != len(names):
+            return f"{value!r} is not a '+'-joined set of distinct modalities from {', '.join(MODALITY_NAMES)}"
+    return None
+
+
 def _pair_or_empty(values) -> str | None:
     if len(values) not in (0, 2):
         return "give two modalities to swap, or [] to skip"
@@ -101,6 +111,8 @@ STUDY_A = {
     "unet_lr": Field("float", default=1e-3, minimum=0.0),
     "unet_loss": Field("str", default="bce", choices=("bce", "bce+dice")),
     "unet_prior_bias": Field("bool", default=False),
+    "unet_diagnostic_subsets": Field("list[str]", default=[], check=_modality_sets,
+                                     help="extra subsets for Table I, e.g. 't1+t1ce' (shown, never used by a verdict)"),
     "cv_folds": Field("int", default=10, minimum=2, help="k-fold cross-validation inside the training set"),
     "alpha": Field("float", default=0.05, minimum=0.0, maximum=1.0),
     "subset_near_baseline": Field("float", default=0.05, minimum=0.0,

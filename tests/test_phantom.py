@@ -149,10 +149,30 @@ def test_planted_tumour_truths(cohort):
     assert (lgg.et_share < 0.05).all()  # LGG: ET share near 0
     assert (lgg.flair_z_ncr > 1.0).all() and (lgg.t1ce_z_ncr < 0.3).all()  # core bright FLAIR, not enhancing
     assert ((df.tumour_fraction > 0.03) & (df.tumour_fraction < 0.21)).all()
-    # The tumour core is planted on T1ce: on FLAIR, T2 and T1 the core looks like its edema on average.
+    # The tumour core is planted on T1ce: on FLAIR, T2 and T1 the core and the rim look like their
+    # edema on average; on T1ce the necrosis and the LGG core are dark.
     for grade in (hgg, lgg):
         for mod in ("flair", "t2", "t1"):
             assert abs((grade[f"{mod}_z_ncr"] - grade[f"{mod}_z_ed"]).mean()) < 0.6, mod
+    for mod in ("t2", "t1"):
+        assert abs((hgg[f"{mod}_z_et"] - hgg[f"{mod}_z_ed"]).mean()) < 0.3, mod
+    assert ((hgg.t1ce_z_ed - hgg.t1ce_z_ncr) > 0.2).all() and ((lgg.t1ce_z_ed - lgg.t1ce_z_ncr) > 1.0).all()
+
+
+def test_core_is_off_centre_in_the_lesion():
+    """Generator 1.2: the core's centroid is away from the lesion's, in no preferred direction, so
+    the FLAIR/T2 outline does not say where the core is (1.1 centred it: a shape leak)."""
+    spec = PhantomSpec(n_subjects=8, seed=11, **FAST)
+    offsets, directions = [], []
+    for index in range(spec.n_subjects):
+        seg = P.synthesize_subject(spec, index)["seg"]
+        wt, core = np.argwhere(seg > 0), np.argwhere((seg == 1) | (seg == 4))
+        radius = (3.0 * len(wt) / (4.0 * np.pi)) ** (1.0 / 3.0)
+        shift = core.mean(0) - wt.mean(0)
+        offsets.append(np.linalg.norm(shift) / radius)
+        directions.append(shift / np.linalg.norm(shift))
+    assert np.median(offsets) > 0.28  # a centred core gives ~0.22 here (the outline is irregular)
+    assert np.linalg.norm(np.mean(directions, 0)) < 0.6  # directions do not all agree
 
 
 def test_calibration_within_real_ranges(tmp_path):

@@ -12,6 +12,7 @@ from lib.study_a.data import swap_modality_names
 from lib.study_a.verdict import follows, holds_contrasts, subset_verdict, verdict_rows
 
 MODS = ("t1", "t1ce", "t2", "flair")
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def _slices(n=2):
@@ -34,6 +35,23 @@ def test_comparison_subsets_add_this_runs_selection_only_when_it_differs():
     extra = comparison_subsets(MODS, ["t1ce"], ("flair",))
     assert extra["this run's key"] == ("flair",) and extra["this run's complement"] == ("t1", "t1ce", "t2")
     assert "this run's key" not in comparison_subsets(MODS, ["t1ce"], ())
+
+
+def test_diagnostic_subsets_are_added_in_channel_order_without_repeats():
+    subsets = comparison_subsets(MODS, ["t1ce"], (), [["t1ce", "t1"], ["t1ce"]])
+    assert subsets["diagnostic: t1+t1ce"] == ("t1", "t1ce")
+    assert "diagnostic: t1ce" not in subsets  # already there as the paper's key
+    with pytest.raises(ValueError, match="dwi"):
+        comparison_subsets(MODS, ["t1ce"], (), [["dwi"]])
+
+
+def test_diagnostic_subsets_param_names_the_bad_entry(tmp_path):
+    from lib.params import ParamsError, load
+
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: " + str(REPO / "params/study_a/et-smoke.yaml") + "\nunet_diagnostic_subsets: [t1+t1cee]\n")
+    with pytest.raises(ParamsError, match="unet_diagnostic_subsets.*t1\\+t1cee"):
+        load(path)
 
 
 def _per_patient(key_dice, comp_dice, base_dice=0.8, n=8):

@@ -6,10 +6,11 @@ radius ``|x - c| / (g(u) * (0.7 + 0.3 * wm))`` is smallest, g being a smooth ran
 of the direction u (a few random plane waves on the unit sphere): an irregular outline that
 spreads further along white matter, as edema does. The threshold is the quantile that gives
 the drawn volume, so tumour/brain, ET/tumour and NCR/tumour shares are planted exactly.
-Inside WT the core (TC) is an eccentric star-shaped region with its own outline; for HGG
-the core's outer shell (with a rough, textured inner edge) is enhancing (4) around necrosis
-(1); the rest of WT is edema (2). LGG: a non-enhancing core (1), and in some subjects a
-small faint enhancing focus (ET share < 0.03).
+Inside WT the core (TC) is a star-shaped region with its own outline, centred off the lesion's
+centre by ``CORE_OFFSET`` x the lesion radius in a random direction (so the WT outline does not
+say where the core is). For HGG the core's outer shell (with a rough, textured inner edge) is
+enhancing (4) around necrosis (1); the rest of WT is edema (2). LGG: a non-enhancing core (1),
+and in some subjects a small enhancing focus (ET share < 0.03).
 
 Appearance (``lesion_images``): every class has a target z (against the subject's own
 normal brain, the way ``contrast_report`` measures) drawn per subject from the ranges in
@@ -36,24 +37,27 @@ NCR, ED, ET = 1, 2, 4
 # Planted z (against normal brain) per grade, modality and class: uniform (low, high) per subject.
 # HGG FLAIR/T1ce follow the real table; T1/T2 follow the textbook (tumour hyperintense on T2 but
 # below CSF, iso- to hypointense on T1; ET bright on T1ce only). LGG: label 1 is a
-# non-enhancing core, bright on T2/FLAIR like its edema, mildly dark on T1 and T1ce.
-# The tumour core (TC = NCR + ET) is planted to be visible mainly on T1ce, as study A's real data
-# implies (Table I: TC Dice 0.042 without T1ce): on FLAIR, T2 and T1 the core differs from the
-# edema around it by much less than the within-label spread. (Version 1.0 made the core brighter
-# than edema on T2/FLAIR and darker on T1; study A's occlusion, attribution and subset U-Nets all
-# found TC on T2/FLAIR there, contradicting the T1ce truth this module documents.)
+# non-enhancing core, bright on T2/FLAIR like its edema, dark on T1ce only.
+# The tumour core (TC = NCR + ET) is planted to be visible on T1ce only, as study A's real data
+# implies (Table I: TC Dice 0.042 without T1ce): on FLAIR, T2 and T1 the core (and the enhancing
+# rim) differs from the edema around it by much less than the within-label spread.
+# History, each found by study A's independent measures: 1.0 made the core brighter than edema
+# on T2/FLAIR and darker on T1 (occlusion, attribution and subset U-Nets found TC on T2/FLAIR);
+# 1.1 still let the rim show on T1/T2 and centred the core in the lesion, so FLAIR/T2 outlines
+# located it (complement U-Net 0.72 vs 0.74 baseline). 1.2: rim like edema on T1/T2, necrosis
+# and the LGG core darker on T1ce, and the core off-centre (``CORE_OFFSET``).
 Z_TARGETS = {
     "HGG": {
-        "flair": {NCR: (1.1, 2.9), ED: (2.35, 2.55), ET: (2.1, 3.0)},
-        "t1ce": {NCR: (-1.0, 0.1), ED: (-0.17, -0.01), ET: (2.05, 3.05)},
-        "t1": {NCR: (-0.75, -0.4), ED: (-0.35, -0.05), ET: (-0.3, 0.3)},
-        "t2": {NCR: (1.35, 1.85), ED: (1.3, 1.8), ET: (0.9, 1.6)},
+        "flair": {NCR: (1.8, 2.8), ED: (2.35, 2.55), ET: (2.1, 3.0)},
+        "t1ce": {NCR: (-1.0, -0.4), ED: (-0.17, -0.01), ET: (2.05, 3.05)},
+        "t1": {NCR: (-0.5, -0.15), ED: (-0.35, -0.05), ET: (-0.35, -0.05)},
+        "t2": {NCR: (1.35, 1.85), ED: (1.3, 1.8), ET: (1.25, 1.8)},
     },
     "LGG": {
-        "flair": {NCR: (1.5, 2.2), ED: (1.5, 2.2), ET: (1.8, 2.6)},
-        "t1ce": {NCR: (-0.8, -0.3), ED: (-0.2, 0.1), ET: (0.6, 1.2)},
-        "t1": {NCR: (-0.55, -0.25), ED: (-0.4, -0.1), ET: (-0.7, -0.2)},
-        "t2": {NCR: (1.1, 1.65), ED: (1.1, 1.6), ET: (1.2, 1.8)},
+        "flair": {NCR: (1.5, 2.2), ED: (1.5, 2.2), ET: (1.5, 2.2)},
+        "t1ce": {NCR: (-2.2, -1.6), ED: (-0.2, 0.1), ET: (1.6, 2.6)},
+        "t1": {NCR: (-0.45, -0.1), ED: (-0.4, -0.1), ET: (-0.4, -0.1)},
+        "t2": {NCR: (1.1, 1.65), ED: (1.1, 1.6), ET: (1.1, 1.6)},
     },
 }
 # Texture sd (z units) per modality and class; scaled per subject by U(0.8, 1.2).
@@ -72,7 +76,10 @@ EDGE_BLUR_VOXELS = 0.5  # partial volume at label boundaries (Gaussian sigma, vo
 TUMOUR_FRACTION = {"HGG": (0.05, 0.17), "LGG": (0.04, 0.14)}
 HGG_ET_SHARE = (0.13, 0.26)
 HGG_NCR_SHARE = (0.04, 0.42)
-LGG_CORE_SHARE = (0.35, 0.85)
+LGG_CORE_SHARE = (0.2, 0.55)
+# The core sits off the lesion centre by this share of the lesion radius, in a random direction,
+# so the WT outline (FLAIR/T2) does not say where inside it the core is (1.2).
+CORE_OFFSET = (0.3, 0.6)
 LGG_ET_FOCUS = (0.3, (0.005, 0.03))  # probability of a small enhancing focus, its share
 
 
@@ -157,7 +164,9 @@ def plant_labels(rng: np.random.Generator, anat: dict, tpl: Template, grade: str
         wt = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
     n_wt = int(wt.sum())
 
-    core_centre = centre_mm + rng.normal(0.0, 0.12 * radius, 3)
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction) + 1e-9
+    core_centre = centre_mm + direction * rng.uniform(*CORE_OFFSET) * radius
     core_rho = _normalised_radius(grid_mm, core_centre, _outline(rng, 0.2))
     sub = np.where(wt, ED, 0).astype(np.uint8)
     if grade == "HGG":

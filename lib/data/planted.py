@@ -11,10 +11,18 @@ These follow from ``lib.data.phantom_tumour.Z_TARGETS`` (the contrasts each labe
 
 They are a property of the phantom only: for real data there is no planted truth.
 
-Known limit (measured by study A's TC runs): the truths are planted in *intensity*. Shape leaks
-information the intensities do not carry: the tumour core is the interior of the FLAIR/T2-bright
-lesion (and 35-85 % of a low-grade lesion), so a network can find much of TC from FLAIR/T2 outlines
-alone. Study A's independent measures detect exactly that.
+Known limits (measured by study A's runs):
+
+- Shape. The truths are planted in *intensity*, but shape can leak what intensities hide. Up to
+  generator 1.1 the core sat at the centre of the FLAIR/T2-bright lesion (and filled 35-85 % of a
+  low-grade one), so a U-Net found much of TC from FLAIR/T2 outlines alone (complement Dice 0.72
+  vs baseline 0.74). Since 1.2 the core is off-centre in a random direction and smaller in LGG.
+  A FLAIR/T2 network still knows the core lies inside the lesion, so its TC Dice stays well above
+  the paper's 0.042 on real data.
+- Anatomy. T1ce is a T1-weighted image: healthy tissue looks the same on T1 and T1ce, and only
+  enhancement differs. T1 therefore helps read T1ce (a learned T1ce - T1 subtraction tells a
+  partial-volume enhancing rim from bright white matter) although T1 itself carries no tumour
+  contrast. Study A measures this with a T1+T1ce diagnostic subset.
 """
 
 from __future__ import annotations

@@ -32,15 +32,24 @@ def subset_label(subset: Sequence[str], all_modalities: Sequence[str]) -> str:
 
 
 def comparison_subsets(all_modalities: Sequence[str], paper_key: Sequence[str],
-                       selected: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
-    """Baseline, the paper's key subset and its complement, and (when it differs and is a proper
-    non-empty subset) this run's own selection and its complement. Keys are display labels."""
+                       selected: Sequence[str] | None,
+                       diagnostic: Sequence[Sequence[str]] = ()) -> dict[str, tuple[str, ...]]:
+    """Baseline, the paper's key subset and its complement, (when it differs and is a proper
+    non-empty subset) this run's own selection and its complement, then any ``diagnostic``
+    subsets (role "diagnostic"; no verdict reads them). Keys are display roles; a subset already
+    listed under an earlier role is not repeated."""
     subsets = {"baseline": tuple(all_modalities)}
     ordered = lambda names: tuple(m for m in all_modalities if m in names)  # noqa: E731
     candidates = [("paper key", ordered(paper_key)), ("paper complement", complement(all_modalities, paper_key))]
     if selected and set(selected) != set(paper_key) and 0 < len(selected) < len(all_modalities):
         candidates += [("this run's key", ordered(selected)),
                        ("this run's complement", complement(all_modalities, selected))]
+    for names in diagnostic:
+        unknown = set(names) - set(all_modalities)
+        if unknown:
+            raise ValueError(f"diagnostic subset {'+'.join(names)}: {', '.join(sorted(unknown))} not among the inputs "
+                             f"{', '.join(all_modalities)}")
+        candidates.append((f"diagnostic: {'+'.join(ordered(names))}", ordered(names)))
     for role, subset in candidates:
         if subset and subset not in subsets.values():
             subsets[role] = subset

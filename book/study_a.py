@@ -297,7 +297,10 @@ occ_keys
 # **Integrated gradients** (Captum) of the summed logits inside the ground-truth region with respect
 # to the inputs $I_0$, zero (= brain-mean) baseline. Summarised per region (not whole-image sums,
 # which cancel), and only over slices whose completeness error |Σ attributions − (F(x) − F(x′))| /
-# |F(x) − F(x′)| is below the tolerance: gradients through an adjoint solve can be wrong.
+# |F(x) − F(x′)| is below the tolerance. The input gradients are taken through the discrete RK4
+# solve (`ig_gradients: autograd`), the derivative completeness is about; the adjoint's backward
+# solve only approximates it, and on a strongly non-linear field its completeness error is near 1
+# (`tests/test_study_a.py`). Setting `ig_gradients: adjoint` shows what that does here.
 
 # %%
 att_rows = []

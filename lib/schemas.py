@@ -100,6 +100,8 @@ STUDY_A = {
     "occlusion_rule": Field("dict[str,scalar]", default={}, help="overrides of the occlusion key-modality rule"),
     "ig_steps": Field("int", default=16, minimum=2),
     "ig_max_slices": Field("int", default=32, minimum=1),
+    "ig_gradients": Field("str", default="autograd", choices=("autograd", "adjoint"),
+                          help="input gradients for integrated gradients: exact through the RK4 solve, or the adjoint's"),
     "attribution_rule": Field("dict[str,scalar]", default={}, help="overrides of the attribution key-modality rule"),
     # the paper's confirmation: U-Nets on subsets of modalities
     "paper_key_modalities": Field("list[str]", choices=MODALITY_NAMES, check=_distinct,

@@ -3,6 +3,7 @@ the independent measures)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -97,6 +98,24 @@ def attribution_slices(data: StudyAData, limit: int) -> np.ndarray:
     return candidates[np.linspace(0, len(candidates) - 1, limit).round().astype(int)]
 
 
+@contextmanager
+def gradients_by(model, sensitivity: str):
+    """Temporarily compute the neural ODE's input gradients by ``sensitivity``: "autograd"
+    differentiates the discrete RK4 solve exactly (what integrated gradients' completeness
+    assumes); "adjoint" solves the adjoint ODE backward on the same grid, which only approximates
+    that derivative (the pilot's non-converged model). The forward pass is the same either way.
+    Models without a ``sensitivity`` (plain U-Nets) are left alone."""
+    previous = getattr(model, "sensitivity", None)
+    if previous is None:
+        yield model
+        return
+    model.sensitivity = sensitivity
+    try:
+        yield model
+    finally:
+        model.sensitivity = previous
+
+
 def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, history: TrainHistory,
                 keep_slices=()) -> ExplainedModel:
     """Eq. (5)-(7) exactly as printed (and the polarity-aware variant), the diagnostics, occlusion
@@ -117,8 +136,9 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     key_occ = key_modalities_occlusion(occ, OcclusionRule(**params["occlusion_rule"]), modalities=data.modalities)
 
     chosen = attribution_slices(data, params["ig_max_slices"])
-    attributions, error = integrated_gradients(model, test.images[chosen], truth[chosen], n_steps=params["ig_steps"],
-                                               brain=test.brain[chosen])
+    with gradients_by(model, params["ig_gradients"]):
+        attributions, error = integrated_gradients(model, test.images[chosen], truth[chosen],
+                                                   n_steps=params["ig_steps"], brain=test.brain[chosen])
     shares = attribution_shares(attributions, truth[chosen], data.modalities)
     attribution_rule = AttributionRule(**{k: v for k, v in params["attribution_rule"].items() if k != "tolerance"})
     tolerance = float(params["attribution_rule"].get("tolerance", 0.05))

@@ -96,6 +96,11 @@ def test_follows_contrast_or_name():
     assert follows(("t1ce",), ("flair", "t2"), pair) == "follows the contrast"   # FLAIR's image is in 't1ce'
     assert follows(("t2",), ("flair", "t2"), pair) == "not discriminative"
     assert follows(("flair", "t1ce"), ("t1ce",), pair).startswith("neither")
+    # against the measure's own original key: a measure that named FLAIR (not the truth) and names
+    # the channel now holding FLAIR's image follows the contrast
+    assert follows(("t1ce",), ("flair",), pair) == "follows the contrast"
+    assert follows(("flair",), ("flair",), pair) == "follows the channel name/position"
+    assert follows(("t1ce",), (), pair) == "no verdict (no key on the original cohort)"
     assert holds_contrasts(("t1", "t2", "flair"), ("t1ce",), pair)       # flair now holds T1ce
     assert not holds_contrasts(("t1ce",), ("t1ce",), pair)
 

@@ -94,14 +94,20 @@ def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_
     return "disagrees", text
 
 
-def follows(renamed_key: Sequence[str], truth: Sequence[str], pair: Sequence[str]) -> str:
+def follows(renamed_key: Sequence[str], reference: Sequence[str], pair: Sequence[str]) -> str:
     """After renaming ``pair``: does a measure's key follow the contrast (it names only channels
-    that now hold a reference contrast) or the channel name/position (only channels whose *name*
-    is a reference modality)? A key inside both sets cannot tell them apart."""
+    that now hold a ``reference`` contrast) or the channel name/position (only channels whose *name*
+    is a reference modality)? A key inside both sets cannot tell them apart.
+
+    ``reference`` is what the same measure named on the original cohort (the question "does it
+    follow the image or the channel?"), or a planted truth (does it still find the truth?); the
+    two differ when the measure did not name the truth in the first place."""
+    by_contrast, by_name = set(swap_names(reference, pair)), set(reference)
     got = set(renamed_key)
     if not got:
         return "no verdict"
-    by_contrast, by_name = set(swap_names(truth, pair)), set(truth)
+    if not by_name:
+        return "no verdict (no key on the original cohort)"
     in_contrast, in_name = got <= by_contrast, got <= by_name
     if in_contrast and in_name:
         return "not discriminative"

@@ -39,6 +39,7 @@ params_file = "params/data/default.yaml"
 run_dir = None
 
 # %% tags=["hide-input"]
+import json
 import shutil
 
 import matplotlib.pyplot as plt
@@ -49,6 +50,7 @@ from IPython.display import Markdown, display
 from lib.data.cohort import prepare_cohort
 from lib.data.layout import detect_layout
 from lib.data.phantom import contrast_report, reference_contrast, summarise_contrast
+from lib.data.phantom_acquisition import acquisition_table
 from lib.data.slices import load_slices
 from lib.data.splits import holdout_split, kfold_split
 from lib.data.validate import format_report, validate_cohort
@@ -164,6 +166,28 @@ display(Markdown(f"Columns *real*: shared/reference/real-brats-contrast.md (6 re
                  f"Columns *this cohort*: this build, {label}, {len(report)} HGG subjects."))
 table.round(2)
 
+# %% [markdown]
+# ## How each sequence was "acquired"
+#
+# Real BraTS scans are not four renderings of one anatomy on one grid (Menze et al. 2015, Sec. II):
+# T1 is a 2D sagittal or axial acquisition of 1–6 mm slices, T1ce a 3D scan of ~1 mm voxels, T2 an
+# axial 2D one of 2–6 mm, FLAIR axial, coronal or sagittal of 2–6 mm; all were registered to T1ce
+# and resampled to 1 mm. Pre-contrast T1 is typically a spin echo, T1ce a 3D gradient echo with
+# stronger grey/white contrast. Since generator 1.3 the phantom acquires each sequence that way
+# (`lib/data/phantom_acquisition.py`): thick slices (slice profile, sampling, linear resampling),
+# a residual rigid shift against T1ce, and per-sequence tissue contrast. Without it, T1 was a
+# perfect anatomical reference for T1ce (T1ce − T1 left only noise in healthy brain), which real
+# data never is. Per modality, what this cohort's subjects drew:
+
+# %%
+if cohort.synthetic:
+    acq = acquisition_table(json.loads((cohort.root / "phantom.json").read_text())["subjects"])
+    run.table("acquisition", acq, index=True)
+    display(Markdown("Synthetic phantom: what the generator drew for this cohort (phantom.json)."))
+    display(acq.round(2))
+else:
+    print("A real cohort: its acquisition is whatever the scanners did (not recorded in the BraTS files).")
+
 # %%
 lgg = contrast_report(cohort.root, grade="LGG")
 lgg_et_share = float(lgg["et_share"].mean()) if len(lgg) else float("nan")
@@ -185,8 +209,10 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # A study that recovers these on the phantom passes a test with a known answer; one that does not
 # has a problem that real data would hide. Two limits are known (`lib/data/planted.py`): a network
 # reading FLAIR or T2 still knows that the core lies *inside* the lesion, so TC cannot be hidden
-# from them entirely; and healthy tissue looks alike on T1 and T1ce, so T1 can help read T1ce
-# although it shows no tumour contrast of its own. Study A measures both.
+# from them entirely; and healthy tissue looks alike on T1 and T1ce (less so since 1.3, as in real
+# scans), so T1 can help read T1ce although it shows no tumour contrast of its own: wherever a
+# thin enhancing rim is only part of a pixel, T1ce − T1 tells it from bright white matter and T1ce
+# alone cannot. Study A measures both.
 #
 # ## Patient-level splits
 #

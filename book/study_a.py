@@ -68,7 +68,7 @@ from lib.plots import acc_panels, flow_animation, flow_explorer, flow_figure, he
 from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
 from lib.stats import mean_sd
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, paper_table_one,
-                                   table_one)
+                                   table_one, training_lengths)
 from lib.study_a.data import load_study_a_data, region_fraction
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (follows, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
@@ -328,13 +328,23 @@ attribution_table.round(3)
 # Mean ± sd over folds; "*" marks a significant Dice difference to the baseline (Wilcoxon signed-rank,
 # paired by patient over the out-of-fold predictions, α from the parameter file). The paper's 10
 # folds allow pairing by fold too: both p-values are listed.
+#
+# How long each U-Net trains is part of the comparison. A fixed, short budget favours the inputs
+# that are quickest to learn, not the ones that carry the information: a U-Net on T1ce alone must
+# learn to read enhancement against the surrounding anatomy, which T1ce − T1 hands a U-Net that
+# also sees T1 almost for free, so it can need many more epochs (the table below says how many). So
+# with `unet_patience` set, every U-Net trains until its Dice on held-out patients of its own
+# training fold (`unet_val_fraction`, never the fold it is scored on) stops improving, and keeps
+# its best epoch; `unet_epochs` is then only the cap. `unet_seeds` trains each fold once per seed
+# and averages each patient's scores over the seeds (one seed alone moves a subset by a few
+# hundredths; the tests list each seed's own difference).
 
 # %%
 acc_selected = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]
 acc_selected = () if acc_selected == "no verdict" else tuple(acc_selected.split("+"))
 subsets = comparison_subsets(data.modalities, P["paper_key_modalities"], acc_selected,
                              [s.split("+") for s in P["unet_diagnostic_subsets"]])
-per_patient = cross_validate_subsets(P, data, subsets, folds=P["cv_folds"], seed=P["seed"],
+per_patient = cross_validate_subsets(P, data, subsets, folds=P["cv_folds"], seeds=P["unet_seeds"],
                                      progress=lambda jobs: tqdm(jobs, desc="subset U-Nets"))
 run.table("table-i-per-patient", per_patient)
 ours, tests = table_one(per_patient, alpha=P["alpha"])
@@ -345,6 +355,12 @@ display(ours)
 display(Markdown(f"**{SOURCE_STUDY_A}, Table I** (10 folds):"))
 display(paper_table_one(TARGET))
 display(tests.round(4))
+lengths = training_lengths(per_patient)
+run.table("table-i-training-lengths", lengths, index=True)
+display(Markdown(f"Epochs each subset's U-Nets ran and the epoch they kept (cap `unet_epochs` = {P['unet_epochs']}"
+                 + (f", early stopping after {P['unet_patience']} epochs without a better inner-validation Dice):"
+                    if P["unet_patience"] else ", no early stopping):")))
+display(lengths)
 by_grade = dice_by_grade(per_patient, dict(zip(data.train.subject_ids, data.train.grades)))
 run.table("table-i-dice-by-grade", by_grade, index=True)
 display(Markdown("Out-of-fold Dice by grade (patients with some target): where a subset works for one grade and "
@@ -384,7 +400,7 @@ if swap:
                                      "against the reference": follows(renamed_key, reference, swap)})
     swapped_subsets = comparison_subsets(swapped.modalities, P["paper_key_modalities"], None)
     swapped_pp = cross_validate_subsets(P, swapped, swapped_subsets, folds=P["permutation_cv_folds"] or P["cv_folds"],
-                                        seed=P["seed"], progress=lambda jobs: tqdm(jobs, desc="renamed subset U-Nets"))
+                                        seeds=P["unet_seeds"], progress=lambda jobs: tqdm(jobs, desc="renamed subset U-Nets"))
     swapped_table, swapped_tests = table_one(swapped_pp, alpha=P["alpha"])
     run.table("permutation-table-i", swapped_table, index=True)
     # Which subset holds the reference contrasts once the files are renamed?

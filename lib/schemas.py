@@ -16,6 +16,10 @@ def _distinct(values) -> str | None:
     return "values must be distinct" if len(set(values)) != len(values) else None
 
 
+def _some_distinct(values) -> str | None:
+    return "give at least one value" if not values else _distinct(values)
+
+
 def _modality_sets(values) -> str | None:
     """Each value names a set of modalities joined by '+', e.g. 't1+t1ce'."""
     for value in values:
@@ -115,6 +119,13 @@ STUDY_A = {
     "unet_prior_bias": Field("bool", default=False),
     "unet_diagnostic_subsets": Field("list[str]", default=[], check=_modality_sets,
                                      help="extra subsets for Table I, e.g. 't1+t1ce' (shown, never used by a verdict)"),
+    "unet_patience": Field("int", default=None, nullable=True, minimum=1,
+                           help="early stopping: epochs without a better inner-validation Dice before a U-Net stops "
+                                "(unet_epochs is then the most it runs); null trains unet_epochs epochs"),
+    "unet_val_fraction": Field("float", default=0.2, minimum=0.05, maximum=0.5,
+                               help="share of each fold's training patients held out to stop on (with unet_patience)"),
+    "unet_seeds": Field("list[int]", default=[0], check=_some_distinct,
+                        help="U-Net training seeds for Table I; each patient's scores are averaged over them"),
     "cv_folds": Field("int", default=10, minimum=2, help="k-fold cross-validation inside the training set"),
     "alpha": Field("float", default=0.05, minimum=0.0, maximum=1.0),
     "subset_near_baseline": Field("float", default=0.05, minimum=0.0,

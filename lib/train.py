@@ -56,6 +56,9 @@ class TrainConfig:
     paper) or "bce+dice" (our addition). seed: drives shuffling and torch's RNG. device: "auto",
     "cpu" or "cuda". num_threads: torch CPU threads during training (None leaves it as is).
     progress: tqdm bars over epochs and batches.
+    patience: with validation slices given to `train_segmenter`, stop when the validation Dice
+    has not improved for this many epochs and restore the best epoch's weights (early stopping;
+    ``epochs`` is then the most it may run). None: train all ``epochs``, validation only recorded.
     """
 
     epochs: int
@@ -67,10 +70,13 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = None
     progress: bool = True
+    patience: int | None = None
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
         if self.lr <= 0 or self.readout_lr_multiplier <= 0:
             raise ValueError(f"lr and readout_lr_multiplier must be > 0, got {self.lr}, {self.readout_lr_multiplier}")
         if self.loss not in LOSSES:
@@ -79,10 +85,15 @@ class TrainConfig:
 
 @dataclass
 class TrainHistory:
-    """What a training run did: mean loss per epoch, every batch loss, wall time and throughput."""
+    """What a training run did: mean loss per epoch, every batch loss, wall time and throughput;
+    with validation slices, the validation Dice per epoch, the epoch whose weights were kept
+    (1-based) and whether early stopping ended the run."""
 
     epoch_losses: list[float] = field(default_factory=list)
     batch_losses: list[float] = field(default_factory=list)
+    val_dice: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
     seconds: float = 0.0
     slices_per_second: float = 0.0
     n_slices: int = 0
@@ -165,15 +176,29 @@ def _to_batch(images: np.ndarray, masks: np.ndarray, index: np.ndarray, device: 
     return x, y
 
 
-def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig) -> TrainHistory:
+def _pooled_dice(model: nn.Module, images: np.ndarray, masks: np.ndarray, device: torch.device) -> float:
+    predicted = predict_masks(model, images, device=device)
+    target = np.asarray(masks, dtype=bool)
+    total = predicted.sum() + target.sum()
+    return 1.0 if total == 0 else float(2.0 * (predicted & target).sum() / total)
+
+
+def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig,
+                    validation: tuple[np.ndarray, np.ndarray] | None = None) -> TrainHistory:
     """Train `model` (images (N, m, H, W) -> logits (N, 1, H, W)) in place with Adam; return its history.
 
     images: float32 (N, m, H, W); masks: bool (N, H, W). Each epoch visits every slice once in an
     order drawn from a generator seeded with `config.seed` (last batch may be smaller). On the CPU
     a run is deterministic for a seed and a model initialisation. A non-finite loss stops training
     with FloatingPointError (an unstable adjoint solve shows up this way).
+    validation: (images, masks) of held-out slices; their pooled Dice is recorded after every
+    epoch, and with ``config.patience`` training stops early and keeps the best epoch's weights.
     """
     _check_arrays(model, images, masks)
+    if validation is not None:
+        _check_arrays(model, *validation)
+    if config.patience is not None and validation is None:
+        raise ValueError("early stopping (patience) needs validation slices")
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
     if config.num_threads:
@@ -209,10 +234,22 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
                 batches.set_postfix(loss=f"{value:.4f}")
             history.epoch_losses.append(total / n)
             epochs.set_postfix(loss=f"{history.epoch_losses[-1]:.4f}")
+            if validation is not None:
+                history.val_dice.append(_pooled_dice(model, *validation, device))
+                model.train()
+                if history.best_epoch is None or history.val_dice[-1] > history.val_dice[history.best_epoch - 1]:
+                    history.best_epoch = epoch + 1
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                elif config.patience is not None and epoch + 1 - history.best_epoch >= config.patience:
+                    history.stopped_early = True
+                    break
+        if config.patience is not None and history.best_epoch is not None:
+            model.load_state_dict(best_state)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         history.seconds = time.perf_counter() - start
-        history.slices_per_second = config.epochs * n / history.seconds if history.seconds > 0 else float("inf")
+        trained = len(history.epoch_losses)
+        history.slices_per_second = trained * n / history.seconds if history.seconds > 0 else float("inf")
         return history
     finally:
         torch.set_num_threads(previous_threads)

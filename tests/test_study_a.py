@@ -7,7 +7,7 @@ import pytest
 
 from lib.data.slices import SliceSet
 from lib.explain.verdict import KeyModalityResult
-from lib.study_a.comparison import comparison_subsets, table_one
+from lib.study_a.comparison import average_over_seeds, comparison_subsets, table_one
 from lib.study_a.data import swap_modality_names
 from lib.study_a.verdict import follows, holds_contrasts, subset_verdict, verdict_rows
 
@@ -75,6 +75,36 @@ def test_table_one_marks_a_clearly_lower_subset_and_ignores_empty_targets():
     assert comp["n_patients"] == 8  # the patient without target is left out
     assert comp["p_by_patient"] == pytest.approx(2 / 2 ** 8)  # exact two-sided, all 8 differences negative
     assert tests.set_index("subset").loc["paper key", "dice_mean_diff_vs_baseline"] == pytest.approx(-0.01)
+
+
+def test_unet_seeds_are_averaged_per_patient_before_the_table():
+    """Two U-Net seeds: seed 0's key subset is 0.2 below baseline, seed 1's level with it. Table I
+    sees each patient's mean over seeds (-0.1) and the tests list each seed's own difference."""
+    runs = []
+    for seed, key_dice in ((0, 0.6), (1, 0.8)):
+        one = _per_patient(key_dice=key_dice, comp_dice=0.3)
+        one.insert(1, "seed", seed)
+        runs.append(one)
+    both = pd.concat(runs, ignore_index=True)
+    averaged = average_over_seeds(both)
+    assert len(averaged) == len(runs[0]) and (averaged["seeds"] == 2).all()
+    key = averaged[averaged["subset"] == "paper key"].set_index("subject")["dice"]
+    assert key["s0"] == pytest.approx(0.7) and key["s3"] == pytest.approx(0.73)
+    _, tests = table_one(both)
+    row = tests.set_index("subset").loc["paper key"]
+    assert row["dice_mean_diff_vs_baseline"] == pytest.approx(-0.1)
+    assert row["dice_diff_by_seed"] == "-0.200 +0.000"
+    assert average_over_seeds(runs[0].drop(columns="seed")).equals(runs[0].drop(columns="seed"))
+
+
+def test_unet_seeds_param_must_name_some_distinct_seeds(tmp_path):
+    from lib.params import ParamsError, load
+
+    path = tmp_path / "p.yaml"
+    for bad, message in (("[]", "at least one"), ("[1, 1]", "distinct")):
+        path.write_text("extends: " + str(REPO / "params/study_a/et-smoke.yaml") + f"\nunet_seeds: {bad}\n")
+        with pytest.raises(ParamsError, match=f"unet_seeds.*{message}"):
+            load(path)
 
 
 def test_subset_verdicts():
@@ -174,3 +204,20 @@ def test_integrated_gradients_complete_with_exact_solver_gradients():
     # measured: autograd 0.03/0.01 (quadrature error at ReLU kinks), adjoint 0.96/0.77
     assert np.nanmax(errors["autograd"]) < 0.1
     assert np.nanmin(errors["adjoint"]) > 0.5
+
+
+def test_inner_split_holds_out_patients_of_the_training_fold_only():
+    from types import SimpleNamespace
+
+    from lib.study_a.comparison import inner_split
+
+    ids = [f"p{i}" for i in range(10)]
+    data = SimpleNamespace(grades_of=lambda chosen: ["HGG" if int(i[1:]) < 6 else "LGG" for i in chosen])
+    params = {"unet_patience": 5, "unet_val_fraction": 0.2, "split_seed": 0}
+    learn, stop = inner_split(params, data, ids, fold=0)
+    assert len(stop) == 2 and sorted(learn + stop) == sorted(ids) and not set(learn) & set(stop)
+    assert {data.grades_of([i])[0] for i in stop} == {"HGG", "LGG"}  # stratified by grade
+    assert inner_split(params, data, ids, fold=1) != (learn, stop)  # another fold, another draw
+    assert inner_split({**params, "unet_patience": None}, data, ids, fold=0) == (ids, [])
+    with pytest.raises(ValueError, match="unet_val_fraction"):
+        inner_split({**params, "unet_val_fraction": 0.2}, data, ids[:2], fold=0)

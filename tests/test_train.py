@@ -246,3 +246,49 @@ def test_seed_everything_repeats_random_draws():
     seed_everything(7)
     second = (np.random.rand(), torch.rand(3))
     assert first[0] == second[0] and torch.equal(first[1], second[1])
+
+
+# --- early stopping -------------------------------------------------------------------------
+
+
+def _unet(masks):
+    torch.manual_seed(0)
+    return SegmentationUNet(MODALITIES, base_width=4, depth=2, prior_logit=prior_logit(masks))
+
+
+def test_early_stopping_keeps_the_best_epoch_and_stops_after_patience():
+    """Validation labels are the opposite of the training labels, so learning soon makes the
+    validation Dice worse: training stops `patience` epochs after the best one, and the kept
+    weights are exactly those of a run trained for the best epoch's number of epochs."""
+    images, masks = separable_toy()
+    model = _unet(masks)
+    history = train_segmenter(model, images, masks, quiet(epochs=30, batch_size=4, patience=3),
+                              validation=(images, ~masks))
+    assert history.stopped_early and len(history.epoch_losses) == history.best_epoch + 3 < 30
+    assert len(history.val_dice) == len(history.epoch_losses)
+    assert history.val_dice[history.best_epoch - 1] == max(history.val_dice)
+    assert history.val_dice[-1] < history.val_dice[history.best_epoch - 1]
+    replay = _unet(masks)
+    train_segmenter(replay, images, masks, quiet(epochs=history.best_epoch, batch_size=4))
+    for name, value in replay.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
+def test_validation_is_only_recorded_without_patience_and_changes_nothing():
+    images, masks = separable_toy()
+    plain, watched = _unet(masks), _unet(masks)
+    h_plain = train_segmenter(plain, images, masks, quiet(epochs=4, batch_size=4))
+    h_watched = train_segmenter(watched, images, masks, quiet(epochs=4, batch_size=4), validation=(images, masks))
+    assert h_watched.batch_losses == h_plain.batch_losses and not h_watched.stopped_early
+    assert len(h_watched.val_dice) == 4 and h_plain.val_dice == [] and h_plain.best_epoch is None
+    assert h_watched.val_dice[-1] > h_watched.val_dice[0]  # the same labels: it learns them
+    for name, value in plain.state_dict().items():
+        assert torch.equal(watched.state_dict()[name], value), name
+
+
+def test_early_stopping_needs_validation_and_a_positive_patience():
+    images, masks = separable_toy()
+    with pytest.raises(ValueError, match="validation"):
+        train_segmenter(_unet(masks), images, masks, quiet(patience=2))
+    with pytest.raises(ValueError, match="patience"):
+        quiet(patience=0)

@@ -67,7 +67,8 @@ TEXTURE_SD = {
     "t1": {NCR: 0.5, ED: 0.35, ET: 0.45},
     "t2": {NCR: 0.7, ED: 0.6, ET: 0.6},
 }
-KEEP_ANATOMY = {NCR: 0.1, ED: 0.5, ET: 0.2}  # share of the healthy tissue contrast kept
+# Share of the healthy tissue contrast kept inside each class, per modality.
+KEEP_ANATOMY = {mod: {NCR: 0.1, ED: 0.5, ET: 0.2} for mod in MODALITIES}
 TEXTURE_CORR_MM = 2.5
 SHARED_TEXTURE = 0.6  # correlation of the texture between modalities
 EDGE_BLUR_VOXELS = 0.5  # partial volume at label boundaries (Gaussian sigma, voxels)
@@ -244,7 +245,7 @@ def lesion_images(rng: np.random.Generator, healthy: dict[str, np.ndarray], seg:
         painted = h * (1.0 - wsum)
         for lab in labels:
             tissue = h - float(h[sub == lab].mean())
-            target = mu + sd * (z[lab] + tau_scale * TEXTURE_SD[mod][lab] * tex) + KEEP_ANATOMY[lab] * tissue
+            target = mu + sd * (z[lab] + tau_scale * TEXTURE_SD[mod][lab] * tex) + KEEP_ANATOMY[mod][lab] * tissue
             painted += weights[lab] * target
         img = full.copy()
         img[box] = h + float(gain.get(mod, 1.0)) * (painted - h)

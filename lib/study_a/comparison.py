@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from lib.data.splits import kfold_split
+from lib.data.splits import holdout_split, kfold_split
 from lib.device import model_device, resolve_device, seed_everything
 from lib.metrics import scores_by_group
 from lib.models.node import SegmentationUNet
@@ -57,39 +57,86 @@ def comparison_subsets(all_modalities: Sequence[str], paper_key: Sequence[str],
 
 
 def train_unet(params: Mapping[str, Any], images: np.ndarray, masks: np.ndarray, modalities: Sequence[str],
-               seed: int) -> SegmentationUNet:
+               seed: int, validation: tuple[np.ndarray, np.ndarray] | None = None) -> SegmentationUNet:
+    """A plain U-Net on ``modalities``: ``unet_epochs`` epochs, or with ``unet_patience`` and
+    ``validation`` slices, early stopping on their Dice (at most ``unet_epochs``; the best epoch's
+    weights are kept). The history is on ``model.history``."""
     seed_everything(seed)
     bias = prior_logit(masks) if params["unet_prior_bias"] else None
     model = SegmentationUNet(modalities, base_width=params["unet_base_width"], depth=params["unet_depth"],
                              prior_logit=bias).to(resolve_device(params["device"]))
+    patience = params.get("unet_patience") if validation is not None else None
     config = TrainConfig(epochs=params["unet_epochs"], batch_size=params["unet_batch_size"], lr=params["unet_lr"],
                          loss=params["unet_loss"], seed=seed, device=params["device"],
-                         num_threads=params["num_threads"], progress=False)
-    train_segmenter(model, images, masks, config)
+                         num_threads=params["num_threads"], progress=False, patience=patience)
+    model.history = train_segmenter(model, images, masks, config, validation=validation if patience else None)
     return model
 
 
+def inner_split(params: Mapping[str, Any], data: StudyAData, fit_ids: Sequence[str], fold: int):
+    """(ids to train on, ids to stop on) inside one CV fold's training patients, by patient and
+    stratified by grade; the whole fold when early stopping is off (``unet_patience`` unset)."""
+    if not params.get("unet_patience"):
+        return list(fit_ids), []
+    try:
+        learn, stop = holdout_split(list(fit_ids), data.grades_of(list(fit_ids)),
+                                    test_fraction=params["unet_val_fraction"], seed=params["split_seed"] + 1 + fold)
+    except ValueError:
+        learn, stop = [], []
+    if not learn or not stop:
+        raise ValueError(f"unet_patience: fold {fold + 1} has {len(fit_ids)} training patient(s); unet_val_fraction "
+                         f"{params['unet_val_fraction']} leaves {len(learn)} to train on and {len(stop)} to stop on "
+                         "(both must be >= 1; use more patients, another fraction, or unet_patience: null)")
+    return learn, stop
+
+
 def cross_validate_subsets(params: Mapping[str, Any], data: StudyAData, subsets: Mapping[str, Sequence[str]],
-                           folds: int, seed: int = 0, progress=None) -> pd.DataFrame:
+                           folds: int, seed: int = 0, progress=None, seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """k-fold CV inside the training set for every subset, the same folds for all.
 
-    Returns one row per (subset, fold, validation patient): the patient's pooled scores on its
-    out-of-fold prediction."""
+    ``seeds``: U-Net training seeds (default ``[seed]``); every (subset, fold) is trained once per
+    seed, with torch seed ``100 * s + fold`` (so seed 0 gives the seeds of a single-seed run).
+    Returns one row per (subset, seed, fold, validation patient): the patient's pooled scores on
+    its out-of-fold prediction. :func:`average_over_seeds` turns it into one row per patient."""
+    seeds = [int(seed)] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("cross_validate_subsets: give at least one U-Net seed")
     train = data.train
     splits = kfold_split(data.train_ids, data.grades_of(data.train_ids), k=folds, seed=params["split_seed"])
     rows = []
-    jobs = [(f, role, subset) for f in range(len(splits)) for role, subset in subsets.items()]
-    for f, role, subset in (progress(jobs) if progress else jobs):
+    jobs = [(s, f, role, subset) for s in seeds for f in range(len(splits)) for role, subset in subsets.items()]
+    for s, f, role, subset in (progress(jobs) if progress else jobs):
         fit_ids, val_ids = splits[f]
-        fit, val = train.for_subjects(fit_ids).select_modalities(subset), train.for_subjects(val_ids).select_modalities(subset)
-        model = train_unet(params, fit.images, fit.region(data.target), subset, seed=seed + f)
+        learn_ids, stop_ids = inner_split(params, data, fit_ids, f)
+        fit, val = train.for_subjects(learn_ids).select_modalities(subset), train.for_subjects(val_ids).select_modalities(subset)
+        stop = train.for_subjects(stop_ids).select_modalities(subset) if stop_ids else None
+        model = train_unet(params, fit.images, fit.region(data.target), subset, seed=100 * s + f,
+                           validation=(stop.images, stop.region(data.target)) if stop is not None else None)
         pred = predict_masks(model, val.images, device=model_device(model))
         table = scores_by_group(pred, val.region(data.target), val.subject_ids).rename(columns={"group": "subject"})
         table.insert(0, "fold", f + 1)
+        table.insert(0, "seed", s)
         table.insert(0, "subset", role)
         table.insert(1, "inputs", "+".join(subset))
+        table["epochs_trained"] = len(model.history.epoch_losses)
+        table["best_epoch"] = model.history.best_epoch if model.history.best_epoch is not None else len(model.history.epoch_losses)
         rows.append(table)
     return pd.concat(rows, ignore_index=True)
+
+
+def average_over_seeds(per_run: pd.DataFrame) -> pd.DataFrame:
+    """One row per (subset, fold, patient): each metric averaged over the U-Net seeds (a patient
+    is validated in one fold, by one model per seed). A table without a ``seed`` column is
+    returned as it is."""
+    if "seed" not in per_run:
+        return per_run
+    keys = ["subset", "inputs", "fold", "subject"]
+    metrics = [c for c in per_run.columns if c not in keys + ["seed", "target_pixels", "epochs_trained", "best_epoch"]]
+    grouped = per_run.groupby(keys, sort=False)
+    out = grouped[metrics].mean()
+    out["target_pixels"] = grouped["target_pixels"].first()
+    out["seeds"] = grouped["seed"].nunique()
+    return out.reset_index()
 
 
 def fold_means(per_patient: pd.DataFrame) -> pd.DataFrame:
@@ -106,14 +153,31 @@ def _paired_p(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return result.p_value, result.n
 
 
+def _seed_spread(per_seed: pd.DataFrame | None, role: str) -> dict[str, Any]:
+    """The Dice difference to the baseline of each U-Net seed alone (how much one seed can say)."""
+    if per_seed is None or per_seed["seed"].nunique() < 2:
+        return {}
+    rows = per_seed[per_seed["target_pixels"] > 0]
+    diffs = []
+    for _, one in rows.groupby("seed", sort=True):
+        base = one[one["subset"] == "baseline"].set_index("subject")["dice"]
+        mine = one[one["subset"] == role].set_index("subject")["dice"]
+        common = base.index.intersection(mine.index)
+        diffs.append(float((mine[common] - base[common]).mean()))
+    return {"dice_diff_by_seed": " ".join(f"{d:+.3f}" for d in diffs)}
+
+
 def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The paper's Table I layout from this run (mean ± sd over folds; * = Wilcoxon p < alpha on
     Dice against the baseline, paired by patient over the out-of-fold predictions), and the
-    tests themselves (also paired by fold, as the paper's 10 folds would allow).
+    tests themselves (also paired by fold, as the paper's 10 folds would allow). With several
+    U-Net seeds each patient's scores are first averaged over them (:func:`average_over_seeds`).
 
     Only patients with some target are used: a patient without target (e.g. an LGG without
     enhancement, for ET) scores Dice 1 or 0 by the empty-mask convention whatever the inputs, which
     would say more about false positives than about the inputs."""
+    per_seed = per_patient if "seed" in per_patient else None
+    per_patient = average_over_seeds(per_patient)
     per_patient = per_patient[per_patient["target_pixels"] > 0]
     folds = fold_means(per_patient)
     roles = list(dict.fromkeys(per_patient["subset"]))
@@ -136,7 +200,8 @@ def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFr
                           "p_by_fold": by_fold[0], "n_folds": by_fold[1],
                           "significant_by_patient": significant,
                           "baseline_dice": float(base.loc[common, "dice"].mean()),
-                          "subset_dice": float(mine.loc[common, "dice"].mean())})
+                          "subset_dice": float(mine.loc[common, "dice"].mean()),
+                          **_seed_spread(per_seed, role)})
         column = f"{role}: {mine['inputs'].iloc[0]}"
         cells[column] = {}
         for metric in METRICS:
@@ -150,6 +215,7 @@ def table_one(per_patient: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFr
 
 def dice_by_grade(per_patient: pd.DataFrame, grades: Mapping[str, str | None]) -> pd.DataFrame:
     """Mean out-of-fold Dice per subset and grade (patients with some target), with counts."""
+    per_patient = average_over_seeds(per_patient)
     table = per_patient[per_patient["target_pixels"] > 0].assign(grade=lambda d: d["subject"].map(grades).fillna("unknown"))
     out = table.pivot_table(index=["subset", "inputs"], columns="grade", values="dice", aggfunc=["mean", "count"], sort=False)
     out.columns = [f"Dice {grade}" if stat == "mean" else f"n {grade}" for stat, grade in out.columns]
@@ -165,3 +231,14 @@ def paper_table_one(target: str) -> pd.DataFrame:
                          index=list(METRIC_LABELS.values()))
     table.index.name = "metric"
     return table
+
+
+def training_lengths(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per subset: how many epochs its U-Nets ran and which epoch's weights they kept (mean, min,
+    max over seeds and folds). With early stopping this shows whether some inputs needed longer
+    to converge; at the cap it says training was cut, not converged."""
+    models = per_run.drop_duplicates(["subset", "seed", "fold"] if "seed" in per_run else ["subset", "fold"])
+    out = models.groupby(["subset", "inputs"], sort=False)[["epochs_trained", "best_epoch"]].agg(["mean", "min", "max"])
+    out.columns = [f"{col} {stat}" for col, stat in out.columns]
+    out.insert(0, "models", models.groupby(["subset", "inputs"], sort=False).size())
+    return out

@@ -63,6 +63,7 @@ from tqdm.auto import tqdm
 from lib.data.planted import planted_key_modalities
 from lib.device import device_name, resolve_device
 from lib.explain.acc import binarised_contribution, segmentation_frames
+from lib.explain.separability import subtraction_separability
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_II
 from lib.plots import acc_panels, flow_animation, flow_explorer, flow_figure, heatmap, oriented
 from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
@@ -368,6 +369,29 @@ display(Markdown("Out-of-fold Dice by grade (patients with some target): where a
 by_grade.round(3)
 
 # %% [markdown]
+# ### Why T1 can help read T1ce: the pixels before any network
+#
+# Enhancement is T1ce minus what the tissue would look like without contrast, and T1 shows the
+# latter. Below, over the training slices: how well single pixels of the enhancing rim (bright)
+# and of the necrosis / non-enhancing core (dark) separate from healthy brain by T1ce alone, and
+# by the residual of T1ce after its best linear prediction from T1 on healthy pixels (a learned
+# "subtraction image"; `lib.explain.separability`). Pixel AUC ignores context, so it is a floor of
+# what a network can do: where the second AUC is far above the first, a network on T1ce alone must
+# make up the difference from shape and neighbourhood, which costs data and resolution.
+
+# %%
+healthy_brain = data.train.brain & ~data.train.region("WT")
+separability = pd.DataFrame([
+    {"region": "ET (bright on T1ce)", **subtraction_separability(data.train.images, data.train.region("ET"),
+                                                                 healthy_brain, data.modalities, bright=True)},
+    {"region": "NCR/NET (dark on T1ce)", **subtraction_separability(data.train.images, data.train.labels == 1,
+                                                                    healthy_brain, data.modalities, bright=False)},
+]).set_index("region")
+run.table("pixel-separability", separability, index=True)
+display(Markdown(f"{this_build}: {len(data.train)} training slices of {P['image_size']}×{P['image_size']} px."))
+separability.round(3)
+
+# %% [markdown]
 # ## The permutation check: rename two modality files
 #
 # The same pipeline on the cohort with the files of two modalities swapped (by default T1ce ↔ FLAIR):
@@ -487,6 +511,9 @@ for _, row in tests.iterrows():
 for _, row in permutation.iterrows():
     seed_part = f"_seed{row['seed']}" if row["seed"] != "—" else ""
     summary[f"renamed_{slug(row['measure'])}{seed_part}"] = row["verdict"]
+for region, key in (("ET (bright on T1ce)", "et"), ("NCR/NET (dark on T1ce)", "ncr")):
+    summary[f"pixel_auc_{key}_t1ce_alone"] = float(separability.loc[region, "auc_alone"])
+    summary[f"pixel_auc_{key}_t1ce_with_t1"] = float(separability.loc[region, "auc_with_reference"])
 summary["minutes"] = round((time.time() - started) / 60, 2)
 
 # %% [markdown]
@@ -535,5 +562,8 @@ for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
     lines.append(f"- Diagnostic subset {row['inputs']} (no verdict reads it): Dice {row['subset_dice']:.3f} vs "
                  f"baseline {row['baseline_dice']:.3f} (difference {row['dice_mean_diff_vs_baseline']:+.3f}, "
                  f"p = {row['p_by_patient']:.2g} by patient).")
+lines.append(f"- Pixel separability from healthy brain (AUC), T1ce alone vs T1ce with T1 as reference: enhancing rim "
+             f"{summary['pixel_auc_et_t1ce_alone']:.3f} vs {summary['pixel_auc_et_t1ce_with_t1']:.3f}, necrosis/core "
+             f"{summary['pixel_auc_ncr_t1ce_alone']:.3f} vs {summary['pixel_auc_ncr_t1ce_with_t1']:.3f}.")
 lines.append(f"- Run time: {summary['minutes']:.1f} min on {device_name(device)}.")
 display(Markdown("\n".join(lines)))

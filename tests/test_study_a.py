@@ -221,3 +221,35 @@ def test_inner_split_holds_out_patients_of_the_training_fold_only():
     assert inner_split({**params, "unet_patience": None}, data, ids, fold=0) == (ids, [])
     with pytest.raises(ValueError, match="unet_val_fraction"):
         inner_split({**params, "unet_val_fraction": 0.2}, data, ids[:2], fold=0)
+
+
+def test_cross_validation_with_early_stopping_scores_each_patient_once_per_subset_and_seed():
+    """A tiny cohort (ET bright on T1ce): every training patient is scored out of fold exactly once
+    per (subset, seed), by a model that stopped on other patients of its own training fold."""
+    from lib.params import load
+    from lib.study_a.comparison import cross_validate_subsets, training_lengths
+    from lib.study_a.data import StudyAData
+
+    rng = np.random.default_rng(0)
+    n_subjects, per = 10, 2
+    labels = np.zeros((n_subjects * per, 16, 16), np.uint8)
+    labels[:, 5:10, 5:10] = 3
+    images = rng.normal(size=(len(labels), 4, 16, 16)).astype(np.float32)
+    images[:, 1] += 3.0 * (labels == 3)
+    ids = np.repeat([f"s{i}" for i in range(n_subjects)], per)
+    grades = np.array(["HGG" if i < 6 else "LGG" for i in range(n_subjects)], dtype=object).repeat(per)
+    train = SliceSet(images=images, labels=labels, brain=np.ones(labels.shape, bool), subject_ids=ids,
+                     slice_index=np.tile(np.arange(per), n_subjects), grades=grades, modalities=MODS)
+    data = StudyAData(train=train, test=train.for_subjects(["s0"]), train_ids=sorted(set(ids)), test_ids=["s0"],
+                      target="ET", synthetic=True)
+    params = load(REPO / "params/study_a/et-smoke.yaml",
+                  {"unet_patience": 2, "unet_epochs": 6, "unet_val_fraction": 0.25, "num_threads": 1})
+    subsets = {"baseline": MODS, "paper key": ("t1ce",)}
+    per_run = cross_validate_subsets(params, data, subsets, folds=2, seeds=[0, 1])
+    counts = per_run.groupby(["subset", "seed", "subject"]).size()
+    assert (counts == 1).all() and len(counts) == 2 * 2 * n_subjects
+    assert (per_run["epochs_trained"] <= 6).all() and (per_run["best_epoch"] <= per_run["epochs_trained"]).all()
+    lengths = training_lengths(per_run)
+    assert list(lengths["models"]) == [4, 4]  # 2 folds x 2 seeds per subset
+    table, tests = table_one(per_run)
+    assert set(tests["subset"]) == {"paper key"} and "dice_diff_by_seed" in tests

@@ -19,10 +19,16 @@ Known limits (measured by study A's runs):
   vs baseline 0.74). Since 1.2 the core is off-centre in a random direction and smaller in LGG.
   A FLAIR/T2 network still knows the core lies inside the lesion, so its TC Dice stays well above
   the paper's 0.042 on real data.
-- Anatomy. T1ce is a T1-weighted image: healthy tissue looks the same on T1 and T1ce, and only
+- Anatomy. T1ce is a T1-weighted image: healthy tissue looks alike on T1 and T1ce, and mainly
   enhancement differs. T1 therefore helps read T1ce (a learned T1ce - T1 subtraction tells a
   partial-volume enhancing rim from bright white matter) although T1 itself carries no tumour
-  contrast. Study A measures this with a T1+T1ce diagnostic subset.
+  contrast. Up to generator 1.2 the two were rendered on one grid with near-equal tissue signals,
+  a perfect reference no real scan gives; since 1.3 each sequence is acquired as BraTS describes
+  (``phantom_acquisition``: thick 2D slices, misregistration, spin-echo vs gradient-echo contrast).
+  That narrowed, but did not remove, the advantage: it is physical, and it grows as pixels get
+  coarser. A 3-4 mm rim fills about one pixel of a 48 px slice (~3.6 mm) and 3-4 pixels of the
+  paper's 240 px (1 mm) ones. Study A measures it with a T1+T1ce diagnostic subset and with pixel
+  separability (``lib.explain.separability``).
 """
 
 from __future__ import annotations

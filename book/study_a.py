@@ -337,8 +337,8 @@ attribution_table.round(3)
 # with `unet_patience` set, every U-Net trains until its Dice on held-out patients of its own
 # training fold (`unet_val_fraction`, never the fold it is scored on) stops improving, and keeps
 # its best epoch; `unet_epochs` is then only the cap. `unet_seeds` trains each fold once per seed
-# and averages each patient's scores over the seeds (one seed alone moves a subset by a few
-# hundredths; the tests list each seed's own difference).
+# and averages each patient's scores over the seeds (one seed is one draw of the training noise;
+# with several, the tests list each seed's own difference to the baseline).
 
 # %%
 acc_selected = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]

@@ -98,7 +98,9 @@ display(Markdown(
 # %% [markdown]
 # ## Training the neural ODE, one model per seed
 #
-# Adam at the learning rate of the parameter file, RK4 with the adjoint (Section C). The training
+# Adam at the learning rate of the parameter file, RK4 (Section C); gradients by the adjoint as in the
+# paper, or by backpropagation through the solver steps where the profile says so (`ode_sensitivity`;
+# the default profile does, for CPU time: see its file and the benchmark in the appendix). The training
 # grid has `ode_train_steps` RK4 steps on [0, 1] (in TorchDyn the grid *is* the step); trajectories
 # for the figures are solved on the paper's 0.01 grid (101 frames) in one solve. The parameter file
 # says which loss (the paper: binary cross-entropy) and whether the readout bias starts at the prior

@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
+# Chapters run two at a time, one torch thread each: on 2 cores that is faster than one run with
+# two threads (the tiny 48 px models scale badly across threads; benchmarks/bench_parallel.py).
+JOBS ?= 2
 export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
@@ -29,7 +32,7 @@ data: setup
 	$(PY) -m lib cohort --params params/data/$(PROFILE).yaml
 
 chapters: data
-	$(PY) -m lib book --profile $(PROFILE) --no-build
+	$(PY) -m lib book --profile $(PROFILE) --no-build --jobs $(JOBS)
 
 html: setup
 	$(VENV)/bin/jupyter-book build book
@@ -45,7 +48,8 @@ test: smoke
 	$(PY) -m pytest -q -p no:cacheprovider tests build/smoke --nbval-lax --nbval-current-env
 
 bench: setup
-	$(PY) benchmarks/bench_study_a.py --out results/benchmarks/study_a.json
+	$(PY) benchmarks/bench_study_a.py --size 48 --width 8 --depth 4 --train-steps 3 --batch 16 --out results/benchmarks/study_a.json
+	$(PY) benchmarks/bench_parallel.py --out results/benchmarks/parallel.json
 
 clean-results:
 	rm -rf results build book/_build book/*.ipynb

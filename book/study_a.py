@@ -100,7 +100,7 @@ display(Markdown(
 #
 # Adam at the learning rate of the parameter file, RK4 (Section C); gradients by the adjoint as in the
 # paper, or by backpropagation through the solver steps where the profile says so (`ode_sensitivity`;
-# the default profile does, for CPU time: see its file and the benchmark in the appendix). The training
+# the default profile does, for CPU time: see its file and the appendix page on what the model costs). The training
 # grid has `ode_train_steps` RK4 steps on [0, 1] (in TorchDyn the grid *is* the step); trajectories
 # for the figures are solved on the paper's 0.01 grid (101 frames) in one solve. The parameter file
 # says which loss (the paper: binary cross-entropy) and whether the readout bias starts at the prior
@@ -517,37 +517,6 @@ for region, key in (("ET (bright on T1ce)", "et"), ("NCR/NET (dark on T1ce)", "n
     summary[f"pixel_auc_{key}_t1ce_alone"] = float(separability.loc[region, "auc_alone"])
     summary[f"pixel_auc_{key}_t1ce_with_t1"] = float(separability.loc[region, "auc_with_reference"])
 summary["minutes"] = round((time.time() - started) / 60, 2)
-
-# %% [markdown]
-# ## Appendix: what it costs
-#
-# Measured in this run (the `run_benchmark` switch of the parameter file; also `make bench`): training
-# slices/s with the adjoint and with backpropagation through the solver, inference slices/s, peak
-# memory of one forward + backward for each, and the 101-frame trajectory in one solve against 100
-# separate solves from $t = 0$.
-
-# %%
-if P["run_benchmark"]:
-    import subprocess
-    import sys
-
-    bench_file = run.sub("benchmark.json")
-    subprocess.run([sys.executable, "benchmarks/bench_study_a.py", "--size", str(P["image_size"]), "--width",
-                    str(P["ode_base_width"]), "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
-                    "--batch", str(P["ode_batch_size"]), "--device", P["device"], "--out", str(bench_file)], check=True,
-                   capture_output=True, text=True)
-    bench = json.loads(bench_file.read_text())
-    flat = pd.json_normalize(bench, sep=".").T
-    flat.columns = ["value"]
-    flat = flat.drop(index=[k for k in ("command", "config.out") if k in flat.index])  # temporary paths
-    run.table("benchmark", flat, index=True)
-    for key in ("training.adjoint.slices_per_second", "training.autograd.slices_per_second",
-                "inference.slices_per_second", "flow.speedup_one_solve"):
-        if key in flat.index:
-            summary[f"bench_{key.replace('.', '_')}"] = float(flat.loc[key, "value"])
-    display(flat)
-else:
-    print("Benchmark not run for this target (run_benchmark: false); the ET page of the default book runs it.")
 
 # %% [markdown]
 # ## What this run found

@@ -78,7 +78,7 @@ def cmd_book(args) -> int:
     from lib import runner
     from lib.paths import REPO_ROOT
 
-    runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force)
+    runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force, jobs=args.jobs)
     if args.no_build:
         return 0
     return build_book()
@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     p.add_argument("--force", action="store_true")
     p.add_argument("--no-build", action="store_true", help="run the chapters only")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at a time, each with CPUs/JOBS torch threads (entries marked 'alone' run by themselves)")
     p.set_defaults(func=cmd_book)
 
     argv = list(sys.argv[1:] if argv is None else argv)

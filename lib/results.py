@@ -22,6 +22,8 @@ def data_label(params: Mapping[str, Any]) -> str:
     """How the book names the data a number came from."""
     if is_synthetic(params):
         return "this build, synthetic phantom"
+    if "data_dir" not in params:
+        return "this build, no data (random images)"
     return f"this build, {params.get('data_dir')}"
 
 

@@ -325,8 +325,12 @@ def prepare_notebook(script: str | Path, params_file: str | Path, out: str | Pat
     return out
 
 
-def load_book_plan(path: str | Path, profile: str) -> list[dict[str, str]]:
-    """Read ``params/book.yml``: the runs the book is made of and the page each becomes."""
+def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
+    """Read ``params/book.yml``: the runs the book is made of and the page each becomes.
+
+    Each entry: ``notebook``, ``params`` (``{profile}`` is replaced), ``page``, and optionally
+    ``alone: true`` (with ``--jobs`` > 1 the run waits for the others and runs with nothing beside
+    it: a page that times something must not share the CPU)."""
     import yaml
 
     path = Path(path)
@@ -341,16 +345,126 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, str]]:
     for i, entry in enumerate(runs):
         if not isinstance(entry, dict) or not {"notebook", "params", "page"} <= set(entry):
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}] needs keys notebook, params, page")
+        unknown = sorted(set(entry) - {"notebook", "params", "page", "alone"})
+        if unknown:
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: unknown key {unknown[0]!r} "
+                                         "(known: notebook, params, page, alone)")
+        alone = entry.get("alone", False)
+        if not isinstance(alone, bool):
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'alone': expected true or false, "
+                                         f"got {alone!r}")
         out.append({"notebook": entry["notebook"], "params": entry["params"].format(profile=profile),
-                    "page": entry["page"]})
+                    "page": entry["page"], "alone": alone})
     return out
 
 
 def run_book(plan_file: str | Path, profile: str = "default", force: bool = False,
-             log: Callable[[str], None] = print) -> list[RunOutcome]:
-    """Run every entry of the book plan (stopping at the first failure) and publish its page."""
+             log: Callable[[str], None] = print, jobs: int = 1) -> list[RunOutcome] | list[dict[str, Any]]:
+    """Run every entry of the book plan and publish its page.
+
+    ``jobs == 1``: one after the other in this process, stopping at the first failure.
+    ``jobs > 1``: see :func:`run_book_parallel` (each run in its own ``python -m lib run``).
+    """
+    if jobs < 1:
+        raise params_mod.ParamsError(f"--jobs: expected a number >= 1, got {jobs}")
+    if jobs > 1:
+        return run_book_parallel(plan_file, profile, force=force, log=log, jobs=jobs)
     outcomes = []
     for entry in load_book_plan(plan_file, profile):
         outcomes.append(run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], force=force,
                             book_page=entry["page"], log=log))
     return outcomes
+
+
+def threads_per_job(jobs: int, cpus: int | None = None) -> int:
+    """Torch threads each of ``jobs`` concurrent runs gets: the CPUs shared out, at least one."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, cpus // jobs)
+
+
+def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str, Any]], Any],
+             on_finish: Callable[[dict[str, Any], int], None] = lambda entry, rc: None,
+             poll_seconds: float = 1.0) -> list[tuple[dict[str, Any], int | None]]:
+    """Run ``entries`` in plan order, at most ``jobs`` at a time; an entry with ``alone`` waits
+    for every running one and nothing starts beside it.
+
+    ``start(entry)`` launches a run and returns a handle with ``poll()`` (None while running,
+    else the exit code), like ``subprocess.Popen``. After a failure (exit code != 0) nothing new
+    starts; the runs already going are waited for (their results are complete or absent, never
+    half-written). Returns ``(entry, exit code)`` in plan order; ``None`` for entries never started.
+    """
+    pending = list(range(len(entries)))
+    running: dict[int, Any] = {}
+    codes: dict[int, int] = {}
+    failed = False
+    while running or (pending and not failed):
+        while pending and not failed:
+            entry = entries[pending[0]]
+            blocked_by_alone = any(entries[i].get("alone") for i in running)
+            if (entry.get("alone") and running) or blocked_by_alone or len(running) >= jobs:
+                break
+            index = pending.pop(0)
+            running[index] = start(entry)
+        for index, handle in list(running.items()):
+            code = handle.poll()
+            if code is None:
+                continue
+            del running[index]
+            codes[index] = code
+            on_finish(entries[index], code)
+            failed = failed or code != 0
+        if running:
+            time.sleep(poll_seconds)
+    return [(entry, codes.get(i)) for i, entry in enumerate(entries)]
+
+
+def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bool = False,
+                      log: Callable[[str], None] = print, jobs: int = 2,
+                      log_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Run the book plan ``jobs`` runs at a time, each as ``python -m lib run`` with
+    ``num_threads`` = CPUs / jobs (so ``jobs`` runs share the cores instead of fighting over them;
+    the manifest records it). ``alone`` entries keep their file's ``num_threads`` and run with
+    nothing beside them. Every run's cohort is prepared here first, one after the other, so
+    concurrent runs never generate or validate the same cohort at once. Each run's output goes
+    to ``<log_dir>/<page>.log`` (default ``build/logs``). Raises RunError naming the first
+    failed run and its log; the other runs' results are complete or absent, as with one job."""
+    entries = load_book_plan(plan_file, profile)
+    for entry in entries:  # validate every parameter file and prepare each cohort before starting
+        prepare_inputs(params_mod.load(REPO_ROOT / entry["params"]))
+    log_dir = Path(log_dir) if log_dir is not None else REPO_ROOT / "build" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    threads = threads_per_job(jobs)
+    started_at: dict[str, float] = {}
+
+    def start(entry: dict[str, Any]):
+        command = [sys.executable, "-m", "lib", "run", entry["notebook"], "--params", entry["params"],
+                   "--page", entry["page"]]
+        if not entry["alone"]:
+            command += ["--set", f"num_threads={threads}"]
+        if force:
+            command.append("--force")
+        log_file = log_dir / f"{entry['page']}.log"
+        started_at[entry["page"]] = time.time()
+        how = "alone" if entry["alone"] else f"{threads} thread(s)"
+        log(f"started {entry['page']} ({how}): {' '.join(command[3:])}; log: {display(log_file)}")
+        env = dict(os.environ)
+        if not entry["alone"]:
+            # Also for OpenMP/BLAS pools the chapters do not size themselves: a pool that spins on
+            # a core another run is using slowed a 2-thread torch process ~100x in a measurement.
+            env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+        with open(log_file, "w", encoding="utf-8") as out:
+            return subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def on_finish(entry: dict[str, Any], code: int) -> None:
+        seconds = time.time() - started_at[entry["page"]]
+        state = "finished" if code == 0 else f"FAILED (exit {code})"
+        log(f"{state} {entry['page']} in {seconds:.0f} s")
+
+    outcomes = schedule(entries, jobs, start, on_finish)
+    for entry, code in outcomes:
+        if code not in (0, None):
+            log_file = log_dir / f"{entry['page']}.log"
+            lines = [line for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+            last = lines[-1] if lines else "(no output)"
+            raise RunError(f"{entry['notebook']} with {entry['params']} failed: {last} (log: {display(log_file)})")
+    return [{"page": entry["page"], "exit_code": code} for entry, code in outcomes]

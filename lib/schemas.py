@@ -137,10 +137,21 @@ STUDY_A = {
                               help="two modalities whose files are swapped for the permutation check ([] skips it)"),
     "permutation_seeds": Field("list[int]", default=[0]),
     "permutation_cv_folds": Field("int", default=None, nullable=True, minimum=2),
-    "run_benchmark": Field("bool", default=False, help="time training/inference/memory in the appendix"),
+}
+
+# The appendix page on what study A's models cost (book/study_a_cost.py): the model sizes of a
+# study A profile (tests/test_params.py checks each cost file against the study A files of its
+# profile) and no data, so the page runs without any cohort.
+STUDY_A_COST = {
+    **COMMON,
+    **{key: STUDY_A[key] for key in ("ode_base_width", "ode_depth", "ode_train_steps", "ode_batch_size",
+                                      "unet_base_width", "unet_depth", "unet_batch_size")},
+    "image_size": DATA["image_size"],
+    "run_benchmark": Field("bool", default=True, help="run the benchmarks (false: the page only says so)"),
 }
 
 SCHEMAS: dict[str, dict[str, Field]] = {
     "data": DATA_CHAPTER,
     "study_a": STUDY_A,
+    "study_a_cost": STUDY_A_COST,
 }

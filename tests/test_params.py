@@ -85,3 +85,17 @@ def test_every_shipped_parameter_file_validates():
     assert files, "no parameter files found"
     for path in files:
         P.load(path)  # raises on the first invalid key
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+def test_cost_page_measures_the_models_of_its_profile(profile):
+    """The appendix page times models of the sizes the study A runs of the same profile train."""
+    from lib.paths import REPO_ROOT
+    from lib.schemas import STUDY_A_COST
+
+    cost = P.load(REPO_ROOT / f"params/study_a/cost-{profile}.yaml")
+    sizes = [key for key in STUDY_A_COST if key.startswith(("ode_", "unet_")) or key == "image_size"]
+    for target in ("et", "tc", "wt"):
+        study = P.load(REPO_ROOT / f"params/study_a/{target}-{profile}.yaml")
+        assert cost["profile"] == study["profile"] == profile
+        assert {k: cost[k] for k in sizes} == {k: study[k] for k in sizes}, target

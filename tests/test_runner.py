@@ -115,7 +115,7 @@ def test_book_plan_substitutes_profile(tmp_path):
     plan = tmp_path / "book.yml"
     plan.write_text("runs:\n  - {notebook: book/data.py, params: 'params/data/{profile}.yaml', page: data}\n")
     assert runner.load_book_plan(plan, "smoke") == [
-        {"notebook": "book/data.py", "params": "params/data/smoke.yaml", "page": "data"}]
+        {"notebook": "book/data.py", "params": "params/data/smoke.yaml", "page": "data", "alone": False}]
     plan.write_text("runs: {}\n")
     with pytest.raises(ParamsError, match="expected a key 'runs' holding a list"):
         runner.load_book_plan(plan, "smoke")

@@ -1,0 +1,133 @@
+"""Runs side by side vs one run with all threads: why `make book` runs chapters two at a time.
+
+    python benchmarks/bench_parallel.py --size 48 --width 8 --depth 4 --out results/benchmarks/parallel.json
+
+Study A's default models are tiny (48 px, U-Net width 8): one process spends much of its time
+in per-operation overhead that more threads do not shorten. This measures, in one run, the
+training throughput (slices/s summed over processes) of each workload of the default profile
+
+* with one process using ``--cpus`` torch threads (what one chapter at a time gets), and
+* with ``--cpus`` processes, one thread each, started together (what ``--jobs`` gets),
+
+for the plain U-Net of Table I (``unet``) and the neural ODE (``ode``, backpropagation through
+the RK4 steps as in the default profile). Each process trains on random images (cost does not
+depend on the values) after one warm-up batch; its rate is its own slices over its own training
+time. The JSON (written atomically) gives both rates and their ratio per workload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+MODALITIES = ("flair", "t1", "t1ce", "t2")
+WORKLOADS = ("unet", "ode")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=48, help="slice height and width")
+    parser.add_argument("--width", type=int, default=8, help="U-Net base width (both workloads)")
+    parser.add_argument("--depth", type=int, default=4, help="U-Net encoder blocks (both workloads)")
+    parser.add_argument("--train-steps", type=int, default=3, help="RK4 steps of the ODE in training")
+    parser.add_argument("--unet-batch", type=int, default=8)
+    parser.add_argument("--ode-batch", type=int, default=16)
+    parser.add_argument("--unet-slices", type=int, default=512, help="slices each process trains on (unet)")
+    parser.add_argument("--ode-slices", type=int, default=128, help="slices each process trains on (ode)")
+    parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="cores to share out")
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--out", default="results/benchmarks/parallel.json")
+    parser.add_argument("--worker", choices=WORKLOADS, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def worker(args) -> dict:
+    """Train one workload in this process with ``args.threads`` threads; return its rate."""
+    import numpy as np
+    import torch
+
+    from lib.models import NeuralODESegmenter, SegmentationUNet
+    from lib.train import TrainConfig, train_segmenter
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.worker == "unet":
+        model = SegmentationUNet(MODALITIES, base_width=args.width, depth=args.depth)
+        batch, n = args.unet_batch, args.unet_slices
+    else:
+        model = NeuralODESegmenter(MODALITIES, base_width=args.width, depth=args.depth, train_steps=args.train_steps,
+                                   sensitivity="autograd", zero_init_field=False)
+        batch, n = args.ode_batch, args.ode_slices
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((n, len(MODALITIES), args.size, args.size)).astype(np.float32)
+    masks = images[:, 2] > 1.0
+    config = TrainConfig(epochs=1, batch_size=batch, loss="bce+dice", device="cpu", num_threads=args.threads,
+                         progress=False)
+    train_segmenter(model, images[:batch], masks[:batch], config)  # warm-up batch
+    history = train_segmenter(model, images, masks, config)
+    return {"slices": history.n_slices, "seconds": history.seconds, "slices_per_second": history.slices_per_second}
+
+
+def _command(args, workload: str, threads: int) -> list[str]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", workload, "--threads", str(threads)]
+    for name in ("size", "width", "depth", "train_steps", "unet_batch", "ode_batch", "unet_slices", "ode_slices"):
+        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return command
+
+
+def _run_together(commands: list[list[str]]) -> list[dict]:
+    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    results = []
+    for process in processes:
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"benchmark worker failed:\n{err[-2000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def measure(args, workload: str) -> dict:
+    single = _run_together([_command(args, workload, args.cpus)])[0]
+    side_by_side = _run_together([_command(args, workload, 1) for _ in range(args.cpus)])
+    together = sum(r["slices_per_second"] for r in side_by_side)
+    return {
+        "one_process": {"threads": args.cpus, **single},
+        "side_by_side": {"processes": args.cpus, "threads_each": 1, "per_process": side_by_side,
+                         "slices_per_second": together},
+        "speedup_side_by_side": together / single["slices_per_second"],
+    }
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return {}
+    from lib.io import write_json
+
+    report = {"command": " ".join(sys.argv), "config": {k: v for k, v in vars(args).items() if k not in ("worker", "threads")}}
+    started = time.perf_counter()
+    for workload in args.workloads:
+        report[workload] = measure(args, workload)
+        print(f"{workload}: one process x {args.cpus} threads "
+              f"{report[workload]['one_process']['slices_per_second']:.1f} slices/s; {args.cpus} processes x 1 thread "
+              f"{report[workload]['side_by_side']['slices_per_second']:.1f} slices/s "
+              f"({report[workload]['speedup_side_by_side']:.2f}x)", flush=True)
+    report["total_seconds"] = time.perf_counter() - started
+    write_json(args.out, report)
+    print(f"wrote {args.out} ({report['total_seconds']:.0f} s)")
+    return report
+
+
+if __name__ == "__main__":
+    main()

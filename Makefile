@@ -7,9 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
-# Chapters run two at a time, one torch thread each: on 2 cores that is faster than one run with
-# two threads (the tiny 48 px models scale badly across threads; benchmarks/bench_parallel.py).
-JOBS ?= 2
+# Chapters run side by side, one torch thread each (CPUs / JOBS, at least 1): on 2 cores one
+# thread per process trains more slices per second in total than one process with two (the 48 px
+# models scale badly across threads; benchmarks/bench_parallel.py, the study A cost page). Three,
+# so that the three study A targets run together and no core idles while the last one finishes.
+JOBS ?= 3
 export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1

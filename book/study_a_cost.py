@@ -17,7 +17,7 @@
 # of the neural ODE with the paper's adjoint and with backpropagation through the RK4 steps, inference
 # slices/s, the peak memory of one forward + backward for each, and the paper's 101-frame trajectory
 # rendered in one solve against 100 separate solves from $t = 0$. Then why `make book` runs the
-# chapters two at a time: the throughput of one process with every thread against one process per
+# chapters side by side, one thread each: the throughput of one process with every thread against one process per
 # core, for the U-Net of Table I and for the neural ODE.
 #
 # **What it needs.** Nothing but the CPU (or GPU) it runs on: the models see random images, since
@@ -40,6 +40,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lib.device import device_name, resolve_device
+from lib.paths import REPO_ROOT
 from lib.results import setup
 
 P, run = setup(params_file, run_dir)
@@ -47,6 +48,14 @@ device = resolve_device(P["device"])
 summary = {"device": device_name(device)}
 display(Markdown(f"Device: **{device_name(device)}**, {os.cpu_count()} CPU cores. Random images of "
                  f"{P['image_size']}×{P['image_size']} px, four modalities (no patient or phantom data on this page)."))
+
+
+def run_script(script: str, *arguments: str) -> None:
+    """Run a benchmark script of the repository; on failure, say which and show its last words."""
+    done = subprocess.run([sys.executable, str(REPO_ROOT / script), *arguments], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} failed (exit {done.returncode}): {done.stderr.strip()[-1500:]}")
 
 
 def flat_table(report: dict, drop=("command", "config.out")) -> pd.DataFrame:
@@ -63,13 +72,12 @@ def flat_table(report: dict, drop=("command", "config.out")) -> pd.DataFrame:
 # allocator's peak). The 100 separate solves are extrapolated from every 10th one, by the exact count of
 # RK4 steps (the table says how many were timed).
 
-# %%
+# %% tags=["hide-input"]
 if P["run_benchmark"]:
     bench_file = run.sub("benchmark.json")
-    subprocess.run([sys.executable, "benchmarks/bench_study_a.py", "--size", str(P["image_size"]), "--width",
-                    str(P["ode_base_width"]), "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
-                    "--batch", str(P["ode_batch_size"]), "--device", P["device"], "--out", str(bench_file)], check=True,
-                   capture_output=True, text=True)
+    run_script("benchmarks/bench_study_a.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
+               "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
+               "--batch", str(P["ode_batch_size"]), "--device", P["device"], "--out", str(bench_file))
     ode_bench = flat_table(json.loads(bench_file.read_text()))
     run.table("benchmark", ode_bench, index=True)
     for key in ("training.adjoint.slices_per_second", "training.autograd.slices_per_second", "training.autograd_speedup",
@@ -98,14 +106,13 @@ else:
 # second in total, running chapters side by side (`python -m lib book --jobs N`, each run with
 # CPUs / N torch threads) finishes the book sooner, and `make book` does so.
 
-# %%
+# %% tags=["hide-input"]
 if P["run_benchmark"]:
     parallel_file = run.sub("parallel.json")
-    subprocess.run([sys.executable, "benchmarks/bench_parallel.py", "--size", str(P["image_size"]),
-                    "--width", str(P["ode_base_width"]), "--depth", str(P["ode_depth"]),
-                    "--train-steps", str(P["ode_train_steps"]), "--ode-batch", str(P["ode_batch_size"]),
-                    "--unet-batch", str(P["unet_batch_size"]), "--out", str(parallel_file)],
-                   check=True, capture_output=True, text=True)
+    run_script("benchmarks/bench_parallel.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
+               "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
+               "--ode-batch", str(P["ode_batch_size"]), "--unet-batch", str(P["unet_batch_size"]),
+               "--out", str(parallel_file))
     parallel = json.loads(parallel_file.read_text())
     rows = []
     for workload, label in (("unet", "U-Net of Table I"), ("ode", "neural ODE (autograd)")):
@@ -124,7 +131,7 @@ if P["run_benchmark"]:
 # %% [markdown]
 # ## What this page found
 
-# %%
+# %% tags=["hide-input"]
 run.write_summary(summary)
 if P["run_benchmark"]:
     display(Markdown(

@@ -450,7 +450,7 @@ def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bo
         env = dict(os.environ)
         if not entry["alone"]:
             # Also for OpenMP/BLAS pools the chapters do not size themselves: a pool that spins on
-            # a core another run is using slowed a 2-thread torch process ~100x in a measurement.
+            # a core another run is using slowed a 2-thread torch process over 70x in a measurement.
             env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
         with open(log_file, "w", encoding="utf-8") as out:
             return subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)

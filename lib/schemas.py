@@ -30,6 +30,15 @@ def _modality_sets(values) -> str | None:
     return None
 
 
+def _modality_gains(values) -> str | None:
+    """{modality: gain >= 0}, e.g. {t1: 0}."""
+    unknown = [k for k in values if k not in MODALITY_NAMES]
+    if unknown:
+        return f"{unknown[0]!r} is not one of {', '.join(MODALITY_NAMES)}"
+    negative = [k for k, v in values.items() if v < 0]
+    return f"the gain of {negative[0]!r} must be >= 0" if negative else None
+
+
 def _pair_or_empty(values) -> str | None:
     if len(values) not in (0, 2):
         return "give two modalities to swap, or [] to skip"
@@ -54,6 +63,10 @@ DATA = {
     "phantom_seed": Field("int", default=2020, minimum=0),
     "phantom_resolution_mm": Field("float", default=2.0, minimum=0.5, maximum=8.0),
     "phantom_hgg_fraction": Field("float", default=0.6, minimum=0.0, maximum=1.0),
+    "phantom_contrast_gain": Field("dict[str,float]", default={}, check=_modality_gains,
+                                   help="lesion contrast per modality (lib.data.phantom.PhantomSpec.contrast_gain); "
+                                        "0 renders that modality as if no tumour were there, with every random draw, "
+                                        "the other modalities and the labels unchanged (a tumour-free twin)"),
     "modalities": Field("list[str]", default=list(MODALITY_NAMES), choices=MODALITY_NAMES, check=_distinct),
     "label_convention": Field("str", default="auto", choices=("auto", "brats2020", "brats2023")),
     "image_size": Field("int", default=64, minimum=16),

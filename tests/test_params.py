@@ -99,3 +99,17 @@ def test_cost_page_measures_the_models_of_its_profile(profile):
         study = P.load(REPO_ROOT / f"params/study_a/{target}-{profile}.yaml")
         assert cost["profile"] == study["profile"] == profile
         assert {k: cost[k] for k in sizes} == {k: study[k] for k in sizes}, target
+
+
+def test_phantom_contrast_gain_reaches_the_generator_and_is_checked(tmp_path):
+    from lib.data.cohort import phantom_spec
+    from lib.paths import REPO_ROOT
+
+    base = REPO_ROOT / "params/study_a/tc-default.yaml"
+    twin = P.load(base, {"phantom_contrast_gain": {"t1": 0}, "data_dir": str(tmp_path / "t1free")})
+    assert phantom_spec(twin).contrast_gain == {"t1": 0.0}
+    assert phantom_spec(P.load(base)).contrast_gain == {}  # the default cohort is the plain phantom
+    with pytest.raises(ParamsError, match=r"key 'phantom_contrast_gain': 'dwi' is not one of t1, t1ce, t2, flair"):
+        P.load(base, {"phantom_contrast_gain": {"dwi": 0}})
+    with pytest.raises(ParamsError, match=r"key 'phantom_contrast_gain': the gain of 't1' must be >= 0"):
+        P.load(base, {"phantom_contrast_gain": {"t1": -1}})

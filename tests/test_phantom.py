@@ -211,6 +211,26 @@ def test_contrast_gain_changes_only_that_modality(hgg_subject):
     assert far.sum() < 0.05 * outside.sum(), "healthy brain unchanged away from the lesion"
 
 
+def test_zero_gain_is_a_tumour_free_twin(hgg_subject, monkeypatch):
+    """Gain 0 renders the modality as if no tumour were painted: whatever contrast the tumour is
+    given on it, the image is the same (only the labels' mass effect on the anatomy remains)."""
+    spec, base = hgg_subject
+    twin_spec = PhantomSpec.from_dict({**spec.to_dict(), "contrast_gain": {"t1": 0.0}})
+    twin = P.synthesize_subject(twin_spec, 0)
+    for mod in ("t1ce", "t2", "flair"):
+        assert np.array_equal(base["images"][mod], twin["images"][mod])
+    assert np.array_equal(base["seg"], twin["seg"])
+    assert not np.array_equal(base["images"]["t1"], twin["images"]["t1"])
+    # the tumour made far brighter on T1: the twin does not change, the painted T1 does
+    from lib.data import phantom_tumour
+
+    bright = {grade: {**targets, "t1": {label: (5.0, 5.5) for label in targets["t1"]}}
+              for grade, targets in phantom_tumour.Z_TARGETS.items()}
+    monkeypatch.setattr(phantom_tumour, "Z_TARGETS", bright)
+    assert np.array_equal(P.synthesize_subject(twin_spec, 0)["images"]["t1"], twin["images"]["t1"])
+    assert _z(P.synthesize_subject(spec, 0)["images"]["t1"], base["seg"], 2) > 3.0
+
+
 def test_noise_and_bias_scale():
     def flair(**kw):
         return P.synthesize_subject(PhantomSpec(n_subjects=1, seed=3, **FAST, **kw), 0)["images"]["flair"]

@@ -38,6 +38,7 @@ def phantom_spec(params: Mapping[str, Any]):
         seed=params["phantom_seed"],
         resolution_mm=params["phantom_resolution_mm"],
         hgg_fraction=params["phantom_hgg_fraction"],
+        contrast_gain=dict(params.get("phantom_contrast_gain") or {}),
     )
 
 

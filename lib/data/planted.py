@@ -28,7 +28,10 @@ Known limits (measured by study A's runs):
   That narrowed, but did not remove, the advantage: it is physical, and it grows as pixels get
   coarser. A 3-4 mm rim fills about one pixel of a 48 px slice (~3.6 mm) and 3-4 pixels of the
   paper's 240 px (1 mm) ones. Study A measures it with a T1+T1ce diagnostic subset and with pixel
-  separability (``lib.explain.separability``).
+  separability (``lib.explain.separability``). Whether T1 helps as healthy anatomy or through its
+  own (mild) lesion contrast can be told apart on a twin cohort whose T1 is rendered as if no
+  tumour were there (``phantom_contrast_gain: {t1: 0}``: every random draw, the other modalities and
+  the labels unchanged; README, "Is T1 an anatomy reference for T1ce?").
 """
 
 from __future__ import annotations

@@ -397,24 +397,29 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
     running: dict[int, Any] = {}
     codes: dict[int, int] = {}
     failed = False
-    while running or (pending and not failed):
-        while pending and not failed:
-            entry = entries[pending[0]]
-            blocked_by_alone = any(entries[i].get("alone") for i in running)
-            if (entry.get("alone") and running) or blocked_by_alone or len(running) >= jobs:
-                break
-            index = pending.pop(0)
-            running[index] = start(entry)
-        for index, handle in list(running.items()):
-            code = handle.poll()
-            if code is None:
-                continue
-            del running[index]
-            codes[index] = code
-            on_finish(entries[index], code)
-            failed = failed or code != 0
-        if running:
-            time.sleep(poll_seconds)
+    try:
+        while running or (pending and not failed):
+            while pending and not failed:
+                entry = entries[pending[0]]
+                blocked_by_alone = any(entries[i].get("alone") for i in running)
+                if (entry.get("alone") and running) or blocked_by_alone or len(running) >= jobs:
+                    break
+                index = pending.pop(0)
+                running[index] = start(entry)
+            for index, handle in list(running.items()):
+                code = handle.poll()
+                if code is None:
+                    continue
+                del running[index]
+                codes[index] = code
+                on_finish(entries[index], code)
+                failed = failed or code != 0
+            if running:
+                time.sleep(poll_seconds)
+    except BaseException:  # interrupted: stop the runs going (each leaves no result: see run())
+        for handle in running.values():
+            getattr(handle, "terminate", lambda: None)()
+        raise
     return [(entry, codes.get(i)) for i, entry in enumerate(entries)]
 
 

@@ -122,3 +122,23 @@ def test_shipped_plan_runs_the_benchmarks_alone():
     alone = [entry["page"] for entry in plan if entry["alone"]]
     assert alone == ["study_a_cost"]
     assert plan[0]["page"] == "data" and not plan[0]["alone"]
+
+
+def test_an_interrupt_stops_the_runs_going():
+    events, terminated = [], []
+
+    class Interrupted(FakeRun):
+        def poll(self):
+            raise KeyboardInterrupt
+
+    class Long(FakeRun):
+        def terminate(self):
+            terminated.append(self.name)
+
+    def start(entry):
+        kind = Interrupted if entry["page"] == "b" else Long
+        return kind(events, entry["page"], 100, 0)
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.schedule(_entries(("a", False), ("b", False)), 2, start, poll_seconds=0)
+    assert terminated == ["a"]

@@ -15,7 +15,15 @@ SYNTHETIC_LABEL = "SYNTHETIC PHANTOM DATA (not patients)"
 
 
 def is_synthetic(params: Mapping[str, Any]) -> bool:
-    return params.get("data_source") == "phantom"
+    """The embedded phantom, or a folder that holds one (its phantom.json says so)."""
+    if params.get("data_source") == "phantom":
+        return True
+    if not params.get("data_dir"):
+        return False
+    from lib.data.phantom import is_synthetic_folder
+    from lib.paths import resolve
+
+    return is_synthetic_folder(resolve(params["data_dir"]))
 
 
 def data_label(params: Mapping[str, Any]) -> str:

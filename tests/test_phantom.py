@@ -341,3 +341,19 @@ def test_contrast_report_known_answer(tmp_path):
     assert summary.loc["FLAIR z in ED", "mean"] == pytest.approx(3.0)
     assert summary.loc["FLAIR z in ED", "within_label_sd"] == pytest.approx(1.0)
     assert P.contrast_report(tmp_path, grade="LGG").empty
+
+
+def test_a_phantom_read_as_a_folder_is_still_labelled_synthetic(cohort, make_cohort, tmp_path):
+    from lib.data.cohort import prepare_cohort
+    from lib.results import data_label, is_synthetic
+
+    root, _ = cohort
+    real_like = make_cohort("brats2020")
+    for folder, expected in ((root, True), (real_like, False)):
+        params = {"data_source": "folder", "data_dir": str(folder), "modalities": ["t1", "t1ce", "t2", "flair"],
+                  "label_convention": "auto", "cache_dir": str(tmp_path / "cache")}
+        assert is_synthetic(params) is expected
+        assert prepare_cohort(params).synthetic is expected
+        assert (data_label(params) == "this build, synthetic phantom") is expected
+    assert is_synthetic({"data_source": "phantom"})
+    assert not is_synthetic({})  # a page without data (the cost page)

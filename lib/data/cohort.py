@@ -83,6 +83,10 @@ def prepare_cohort(params: Mapping[str, Any]) -> Cohort:
         ensure_phantom(root, phantom_spec(params))
     elif not root.is_dir():
         raise CohortError(f"{display(root)}: data_dir does not exist (data_source: folder)")
+    else:
+        from lib.data.phantom import is_synthetic_folder
+
+        synthetic = is_synthetic_folder(root)  # a phantom read as a folder is still synthetic
 
     asked = {"modalities": list(params["modalities"]), "label_convention": params["label_convention"]}
     memo = resolve(params["cache_dir"]) / "cohorts" / f"{quick_key(root, asked)}.json"

@@ -247,6 +247,15 @@ def _write_name_mapping(path: Path, rows: Sequence[tuple[str, str]]) -> None:
             writer.writerow([grade, "NA", "NA", "NA", "NA", sid])
 
 
+def is_synthetic_folder(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds a phantom (its phantom.json says ``"synthetic": true``), whatever
+    its spec or generator version: what every page made from it must be labelled."""
+    try:
+        return json.loads((Path(root) / "phantom.json").read_text()).get("synthetic") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_phantom_spec(root: str | os.PathLike) -> PhantomSpec | None:
     """The spec of the phantom at ``root``, or None if it is not a (readable) phantom."""
     marker = Path(root) / "phantom.json"

@@ -202,7 +202,7 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # | region / question | where the phantom puts the information |
 # | --- | --- |
 # | enhancing tumour (ET) | bright on **T1ce** only; FLAIR and T2 do not separate it from edema |
-# | tumour core (TC = ET ∪ NCR) | **T1ce**: the enhancing rim around dark necrosis (HGG), a dark core (LGG); on FLAIR, T2 and T1 core and rim look like their edema, and the core sits off-centre in the lesion |
+# | tumour core (TC = ET ∪ NCR) | **T1ce**: the enhancing rim around dark necrosis (HGG), a dark core (LGG); the core sits off-centre in the lesion and on FLAIR and T2 core and rim look like their edema. Necrosis and the low-grade core carry no contrast agent, so T1 shows them as dark as T1ce does (generator 1.4): a low-grade core is on T1 too |
 # | whole tumour (WT) | bright on **FLAIR** and **T2** (CSF is bright on T2 but dark on FLAIR) |
 # | grade (HGG vs LGG) | **enhancement**: HGG have an enhancing rim around necrosis, LGG little or no ET |
 #
@@ -210,7 +210,7 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # has a problem that real data would hide. Two limits are known (`lib/data/planted.py`): a network
 # reading FLAIR or T2 still knows that the core lies *inside* the lesion, so TC cannot be hidden
 # from them entirely; and healthy tissue looks alike on T1 and T1ce (less so since 1.3, as in real
-# scans), so T1 can help read T1ce although it shows no tumour contrast of its own: wherever a
+# scans), so T1 can help read T1ce although it shows no enhancement: wherever a
 # thin enhancing rim is only part of a pixel, T1ce − T1 tells it from bright white matter and T1ce
 # alone cannot. Study A measures both.
 #

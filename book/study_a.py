@@ -68,8 +68,9 @@ from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_II
 from lib.plots import acc_panels, flow_animation, flow_explorer, flow_figure, heatmap, oriented
 from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
 from lib.stats import mean_sd
+from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, paper_table_one,
-                                   table_one, training_lengths)
+                                   table_one, training_lengths, twin_subsets)
 from lib.study_a.data import load_study_a_data, region_fraction
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (follows, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
@@ -327,7 +328,10 @@ attribution_table.round(3)
 # cross-validation inside the training set (the same folds for every subset). Where this run's
 # ACC selection (most frequent over seeds) differs from the paper's, its subsets are run too.
 # Subsets listed in `unet_diagnostic_subsets` (role "diagnostic") are shown to explain a result;
-# no verdict reads them.
+# no verdict reads them. On the phantom, `twin_subsets` are trained on a twin of the cohort whose
+# `twin_tumour_free` modalities are rendered as if no tumour were there (same patients, folds, labels
+# and every other image): T1 without any tumour beside T1ce tells how much of what T1 adds is the
+# healthy anatomy it shares with T1ce rather than the lesion.
 # Mean ± sd over folds; "*" marks a significant Dice difference to the baseline (Wilcoxon signed-rank,
 # paired by patient over the out-of-fold predictions, α from the parameter file). The paper's 10
 # folds allow pairing by fold too: both p-values are listed.
@@ -349,6 +353,16 @@ subsets = comparison_subsets(data.modalities, P["paper_key_modalities"], acc_sel
                              [s.split("+") for s in P["unet_diagnostic_subsets"]])
 per_patient = cross_validate_subsets(P, data, subsets, folds=P["cv_folds"], seeds=P["unet_seeds"],
                                      progress=lambda jobs: tqdm(jobs, desc="subset U-Nets"))
+twin_P = tumour_free_twin(P)
+if twin_P is not None and P["twin_subsets"]:
+    # The same patients, folds and labels; only the named modalities are rendered without the tumour.
+    twin = load_study_a_data(twin_P)
+    if twin.train_ids != data.train_ids or len(twin.train) != len(data.train):
+        raise RuntimeError(f"{twin_P['data_dir']}: the twin cohort's training patients or slices differ from the cohort's")
+    twin_roles = twin_subsets(data.modalities, [s.split("+") for s in P["twin_subsets"]], P["twin_tumour_free"])
+    per_patient = pd.concat([per_patient, cross_validate_subsets(
+        twin_P, twin, twin_roles, folds=P["cv_folds"], seeds=P["unet_seeds"],
+        progress=lambda jobs: tqdm(jobs, desc="twin-cohort U-Nets"))], ignore_index=True)
 run.table("table-i-per-patient", per_patient)
 ours, tests = table_one(per_patient, alpha=P["alpha"])
 run.table("table-i", ours, index=True)

@@ -147,12 +147,15 @@ def notebook_from_script(script: Path):
 
 
 def prepare_inputs(params: Mapping[str, Any]) -> str | None:
-    """Make sure the run's cohort exists and is valid; return its fingerprint (None: no data)."""
+    """Make sure the run's cohort (and its tumour-free twin, when asked for) exists and is valid;
+    return its fingerprint, or with a twin the hash of both (None: no data)."""
     if "data_source" not in params:
         return None
-    from lib.data.cohort import prepare_cohort
+    from lib.data.cohort import prepare_cohort, tumour_free_twin
 
-    return prepare_cohort(params).fingerprint
+    fingerprint = prepare_cohort(params).fingerprint
+    twin = tumour_free_twin(params)
+    return fingerprint if twin is None else _sha256_text(fingerprint, prepare_cohort(twin).fingerprint)
 
 
 def run(

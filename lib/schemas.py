@@ -132,6 +132,12 @@ STUDY_A = {
     "unet_prior_bias": Field("bool", default=False),
     "unet_diagnostic_subsets": Field("list[str]", default=[], check=_modality_sets,
                                      help="extra subsets for Table I, e.g. 't1+t1ce' (shown, never used by a verdict)"),
+    "twin_tumour_free": Field("list[str]", default=[], choices=MODALITY_NAMES, check=_distinct,
+                              help="phantom only: modalities that a twin of the cohort renders as if no tumour were "
+                                   "there (phantom_contrast_gain 0; draws, other modalities and labels unchanged)"),
+    "twin_subsets": Field("list[str]", default=[], check=_modality_sets,
+                          help="Table I diagnostic subsets trained and scored on that twin cohort, e.g. 't1+t1ce' "
+                               "(shown, never used by a verdict)"),
     "unet_patience": Field("int", default=None, nullable=True, minimum=1,
                            help="early stopping: epochs without a better inner-validation Dice before a U-Net stops "
                                 "(unet_epochs is then the most it runs); null trains unet_epochs epochs"),

@@ -146,19 +146,54 @@ def test_planted_tumour_truths(cohort):
     # (its ranges overlap, so a subject may draw edema darker than its necrosis)
     assert (hgg.t1ce_z_ncr < hgg.t1ce_z_ed).all() and (hgg.t1_z_ncr - hgg.t1_z_ed).mean() < 0
     assert (hgg.t1_z_et.abs() < 0.7).all()  # ET iso-ish on T1: the enhancement is T1ce only
-    assert (hgg.t2_z_ed > 0.8).all() and (hgg.t1_z_ed < 0.3).all()  # edema bright T2, iso-hypo T1
+    assert (hgg.t2_z_ed > 0.8).all() and (hgg.t1_z_ed.abs() < 0.8).all()  # edema bright T2, about iso T1
     assert ((hgg.et_share > 0.1) & (hgg.et_share < 0.3)).all()
     assert (lgg.et_share < 0.05).all()  # LGG: ET share near 0
     assert (lgg.flair_z_ncr > 1.0).all() and (lgg.t1ce_z_ncr < 0.3).all()  # core bright FLAIR, not enhancing
     assert ((df.tumour_fraction > 0.03) & (df.tumour_fraction < 0.21)).all()
-    # The tumour core is planted on T1ce: on FLAIR, T2 and T1 the core and the rim look like their
-    # edema on average; on T1ce the necrosis and the LGG core are dark.
+    # The tumour core is planted on the T1-weighted images: on FLAIR and T2 the core and the rim
+    # look like their edema on average; the necrosis and the LGG core are dark on T1ce, and (1.4,
+    # no enhancement) on T1 too. Only ET differs between T1 and T1ce by much: the enhancement.
     for grade in (hgg, lgg):
-        for mod in ("flair", "t2", "t1"):
+        for mod in ("flair", "t2"):
             assert abs((grade[f"{mod}_z_ncr"] - grade[f"{mod}_z_ed"]).mean()) < 0.6, mod
+        assert ((grade.t1ce_z_ed - grade.t1ce_z_ncr) > 0.2).all()
+        assert (grade.t1_z_ed - grade.t1_z_ncr).mean() > 0.2
     for mod in ("t2", "t1"):
         assert abs((hgg[f"{mod}_z_et"] - hgg[f"{mod}_z_ed"]).mean()) < 0.3, mod
-    assert ((hgg.t1ce_z_ed - hgg.t1ce_z_ncr) > 0.2).all() and ((lgg.t1ce_z_ed - lgg.t1ce_z_ncr) > 1.0).all()
+    enhancement = hgg.t1ce_z_et - hgg.t1_z_et
+    for label in ("ncr", "ed"):
+        assert ((hgg[f"t1ce_z_{label}"] - hgg[f"t1_z_{label}"]).abs() < 0.5 * enhancement).all(), label
+
+
+def test_same_t1_place_known_answers():
+    from lib.data.phantom_tumour import same_t1_place
+
+    src = {"csf": -2.0, "gm": 0.0, "wm": 1.0}
+    dst = {"csf": -3.0, "gm": -0.5, "wm": 1.5}
+    for tissue in src:  # a healthy tissue maps onto itself
+        assert same_t1_place(src[tissue], src, dst) == pytest.approx(dst[tissue])
+    assert same_t1_place(-1.0, src, dst) == pytest.approx(-1.75)  # halfway CSF-GM
+    assert same_t1_place(0.25, src, dst) == pytest.approx(0.0)  # a quarter GM-WM
+    assert same_t1_place(2.0, src, dst) == pytest.approx(3.5)  # beyond WM: the GM-WM line extended
+    assert same_t1_place(-4.0, src, dst) == pytest.approx(-5.5)  # below CSF: the CSF-GM line extended
+    with pytest.raises(ValueError, match="not ordered"):
+        same_t1_place(0.5, {"csf": 0.0, "gm": 1.0, "wm": 0.5}, dst)
+
+
+def test_non_enhancing_tumour_keeps_its_t1_place(hgg_subject):
+    """Generator 1.4: the planted T1 z of necrosis and edema is their T1ce z at the same place
+    among the subject's healthy tissues; ET keeps its own (drawn) T1 z."""
+    from lib.data.phantom_tumour import ED, ET, NCR, Z_TARGETS, same_t1_place
+
+    facts = hgg_subject[1]["facts"]
+    z, anchors = facts["z_planted"], facts["t1_anchors"]
+    for label in (NCR, ED):
+        expected = same_t1_place(z["t1ce"][label], anchors["t1ce"], anchors["t1"])
+        assert z["t1"][label] == pytest.approx(expected, abs=2e-3)
+    low, high = Z_TARGETS["HGG"]["t1"][ET]
+    assert low <= z["t1"][ET] <= high
+    assert anchors["t1"]["csf"] < anchors["t1"]["gm"] < anchors["t1"]["wm"]
 
 
 def test_core_is_off_centre_in_the_lesion():
@@ -227,6 +262,7 @@ def test_zero_gain_is_a_tumour_free_twin(hgg_subject, monkeypatch):
     bright = {grade: {**targets, "t1": {label: (5.0, 5.5) for label in targets["t1"]}}
               for grade, targets in phantom_tumour.Z_TARGETS.items()}
     monkeypatch.setattr(phantom_tumour, "Z_TARGETS", bright)
+    monkeypatch.setattr(phantom_tumour, "T1_FROM_T1CE", ())  # T1 targets as drawn, not from T1ce
     assert np.array_equal(P.synthesize_subject(twin_spec, 0)["images"]["t1"], twin["images"]["t1"])
     assert _z(P.synthesize_subject(spec, 0)["images"]["t1"], base["seg"], 2) > 3.0
 

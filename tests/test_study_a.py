@@ -253,3 +253,53 @@ def test_cross_validation_with_early_stopping_scores_each_patient_once_per_subse
     assert list(lengths["models"]) == [4, 4]  # 2 folds x 2 seeds per subset
     table, tests = table_one(per_run)
     assert set(tests["subset"]) == {"paper key"} and "dice_diff_by_seed" in tests
+
+
+def test_twin_subsets_name_the_tumour_free_modality_and_refuse_pointless_ones():
+    from lib.study_a.comparison import twin_subsets
+
+    roles = twin_subsets(MODS, [["t1ce", "t1"], ["t1"]], ["t1"])
+    assert roles == {"diagnostic: t1+t1ce, tumour-free t1 (twin cohort)": ("t1", "t1ce"),
+                     "diagnostic: t1, tumour-free t1 (twin cohort)": ("t1",)}
+    with pytest.raises(ValueError, match="t1ce\\+flair holds none of the tumour-free"):
+        twin_subsets(MODS, [["t1ce", "flair"]], ["t1"])
+    with pytest.raises(ValueError, match="dwi"):
+        twin_subsets(MODS, [["dwi", "t1"]], ["t1"])
+
+
+def test_tumour_free_twin_params(tmp_path):
+    from lib.data.cohort import CohortError, tumour_free_twin
+
+    base = {"data_source": "phantom", "data_dir": "data/ph", "phantom_contrast_gain": {"flair": 0.5},
+            "twin_tumour_free": []}
+    assert tumour_free_twin(base) is None
+    twin = tumour_free_twin({**base, "twin_tumour_free": ["t1", "t2"]})
+    assert twin["data_dir"] == "data/ph-twin-t1-t2"
+    assert twin["phantom_contrast_gain"] == {"flair": 0.5, "t1": 0.0, "t2": 0.0}
+    assert base["phantom_contrast_gain"] == {"flair": 0.5}  # the run's own params are not changed
+    with pytest.raises(CohortError, match="^twin_tumour_free: t1 needs data_source: phantom"):
+        tumour_free_twin({**base, "data_source": "folder", "twin_tumour_free": ["t1"]})
+
+
+def test_a_twin_is_the_same_cohort_but_for_the_tumour_free_modality(tmp_path):
+    """prepare_inputs makes the twin too; it has the cohort's subjects and labels, the other
+    modalities bit for bit, and a T1 without the tumour; the fingerprint covers both cohorts."""
+    import nibabel as nib
+
+    from lib.data.cohort import prepare_cohort, tumour_free_twin
+    from lib.runner import prepare_inputs
+
+    params = {"data_source": "phantom", "data_dir": str(tmp_path / "ph"), "phantom_subjects": 2, "phantom_seed": 3,
+              "phantom_resolution_mm": 4.0, "phantom_hgg_fraction": 1.0, "phantom_contrast_gain": {},
+              "modalities": list(MODS), "label_convention": "auto", "cache_dir": str(tmp_path / "cache"),
+              "twin_tumour_free": ["t1"]}
+    fingerprint = prepare_inputs(params)
+    main, twin = prepare_cohort(params), prepare_cohort(tumour_free_twin(params))
+    assert fingerprint not in (main.fingerprint, twin.fingerprint)
+    assert prepare_inputs({**params, "twin_tumour_free": []}) == main.fingerprint
+    read = lambda root, sid, mod: np.asarray(nib.load(root / sid / f"{sid}_{mod}.nii.gz").dataobj)  # noqa: E731
+    sid = "BraTS20_Training_001"
+    assert np.array_equal(read(main.root, sid, "seg"), read(twin.root, sid, "seg"))
+    for mod in ("t1ce", "t2", "flair"):
+        assert np.array_equal(read(main.root, sid, mod), read(twin.root, sid, mod))
+    assert not np.array_equal(read(main.root, sid, "t1"), read(twin.root, sid, "t1"))

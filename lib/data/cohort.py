@@ -42,6 +42,24 @@ def phantom_spec(params: Mapping[str, Any]):
     )
 
 
+def tumour_free_twin(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The params of the cohort's tumour-free twin, or None when ``twin_tumour_free`` is empty.
+
+    The twin is the same phantom (subjects, random draws, labels, every other modality) with the
+    modalities in ``twin_tumour_free`` rendered as if no tumour were there (``phantom_contrast_gain``
+    0 for them), in ``<data_dir>-twin-<modalities>``. A real cohort has no twin: a scan cannot be
+    re-rendered without its tumour, so asking for one there is an error.
+    """
+    names = list(params.get("twin_tumour_free") or [])
+    if not names:
+        return None
+    if params["data_source"] != "phantom":
+        raise CohortError(f"twin_tumour_free: {'+'.join(names)} needs data_source: phantom (a real scan cannot be "
+                          "re-rendered without its tumour); set twin_tumour_free: []")
+    gain = {**dict(params.get("phantom_contrast_gain") or {}), **{name: 0.0 for name in names}}
+    return {**params, "phantom_contrast_gain": gain, "data_dir": f"{params['data_dir']}-twin-{'-'.join(names)}"}
+
+
 def ensure_phantom(root: Path, spec) -> None:
     """Generate the phantom at ``root`` unless the same phantom (spec and generator version) is
     already there. Another phantom there is regenerated (it is a reproducible build product);

@@ -17,6 +17,9 @@ normal brain, the way ``contrast_report`` measures) drawn per subject from the r
 ``Z_TARGETS``, plus smooth texture (sd ``TEXTURE_SD`` in z units, partly shared between
 modalities) and a fraction ``KEEP_ANATOMY`` of the underlying tissue contrast. Class
 boundaries are blurred (partial volume), so labels overlap in intensity as in real scans.
+T1 and T1ce are both T1-weighted: without enhancement a tissue has one T1, so the
+non-enhancing classes (necrosis, the LGG core, edema) sit at the same place among the healthy
+tissues on both (``same_t1_place``, generator 1.4); only ET differs, by its enhancement.
 The ranges were tuned so that the figures measured on the finished images (after bias
 field and noise) fall inside the ranges measured on real BraTS HGG cases
 (``lib.data.phantom.REFERENCE_HGG``; tests/test_phantom.py checks it).
@@ -37,15 +40,22 @@ NCR, ED, ET = 1, 2, 4
 # Planted z (against normal brain) per grade, modality and class: uniform (low, high) per subject.
 # HGG FLAIR/T1ce follow the real table; T1/T2 follow the textbook (tumour hyperintense on T2 but
 # below CSF, iso- to hypointense on T1; ET bright on T1ce only). LGG: label 1 is a
-# non-enhancing core, bright on T2/FLAIR like its edema, dark on T1ce only.
-# The tumour core (TC = NCR + ET) is planted to be visible on T1ce only, as study A's real data
-# implies (Table I: TC Dice 0.042 without T1ce): on FLAIR, T2 and T1 the core (and the enhancing
-# rim) differs from the edema around it by much less than the within-label spread.
+# non-enhancing core, bright on T2/FLAIR like its edema, dark on the T1-weighted images.
+# The tumour core (TC = NCR + ET) is planted on the T1-weighted images, as study A's real data
+# implies (Table I: TC Dice 0.042 without T1ce): on FLAIR and T2 the core (and the enhancing
+# rim) differs from the edema around it by much less than the within-label spread; the rim is
+# bright on T1ce only, the non-enhancing core dark on T1ce and (1.4) equally on T1.
 # History, each found by study A's independent measures: 1.0 made the core brighter than edema
 # on T2/FLAIR and darker on T1 (occlusion, attribution and subset U-Nets found TC on T2/FLAIR);
 # 1.1 still let the rim show on T1/T2 and centred the core in the lesion, so FLAIR/T2 outlines
 # located it (complement U-Net 0.72 vs 0.74 baseline). 1.2: rim like edema on T1/T2, necrosis
 # and the LGG core darker on T1ce, and the core off-centre (``CORE_OFFSET``).
+# 1.4: up to 1.3 the necrosis and the LGG core were far darker on T1ce than on T1 (LGG core:
+# CSF-dark on T1ce, grey-matter-like on T1), which no non-enhancing tissue does: the contrast agent
+# only brightens. T1ce - T1 then carried the core, and study A's U-Nets used T1 to read T1ce
+# (a tumour-free T1 twin gave back 80-93 % of what T1 adds). Since 1.4 the T1 targets of the
+# non-enhancing classes follow from their T1ce draws (``T1_FROM_T1CE``, ``same_t1_place``), and the
+# LGG core is moderately dark (a water-rich, non-enhancing tumour), not CSF-dark.
 Z_TARGETS = {
     "HGG": {
         "flair": {NCR: (1.8, 2.8), ED: (2.35, 2.55), ET: (2.1, 3.0)},
@@ -55,11 +65,15 @@ Z_TARGETS = {
     },
     "LGG": {
         "flair": {NCR: (1.5, 2.2), ED: (1.5, 2.2), ET: (1.5, 2.2)},
-        "t1ce": {NCR: (-2.2, -1.6), ED: (-0.2, 0.1), ET: (1.6, 2.6)},
+        "t1ce": {NCR: (-1.4, -0.7), ED: (-0.2, 0.1), ET: (1.6, 2.6)},
         "t1": {NCR: (-0.45, -0.1), ED: (-0.4, -0.1), ET: (-0.4, -0.1)},
         "t2": {NCR: (1.1, 1.65), ED: (1.1, 1.6), ET: (1.1, 1.6)},
     },
 }
+# Non-enhancing classes whose T1 target is not drawn but set by their T1ce one (1.4): the T1 draw
+# in ``Z_TARGETS`` is still made, so every later random draw stays where it was, and then replaced.
+T1_FROM_T1CE = (NCR, ED)
+PURE_TISSUE = 0.9  # tissue fraction of the voxels whose mean is a healthy anchor
 # Texture sd (z units) per modality and class; scaled per subject by U(0.8, 1.2).
 TEXTURE_SD = {
     "flair": {NCR: 0.95, ED: 0.85, ET: 0.95},
@@ -210,14 +224,43 @@ def second_rater(seg: np.ndarray, brain: np.ndarray) -> np.ndarray:
     return out
 
 
+def tissue_anchors(image: np.ndarray, tissues: dict[str, np.ndarray], normal: np.ndarray) -> dict[str, float]:
+    """z (against the normal brain) of the mean of nearly pure WM, GM and CSF voxels of ``image``."""
+    mu, sd = float(image[normal].mean()), float(image[normal].std())
+    out = {}
+    for tissue in ("csf", "gm", "wm"):
+        pure = normal & (tissues[tissue] >= PURE_TISSUE)
+        if not pure.any():
+            raise ValueError(f"tissue_anchors: no voxel is >= {PURE_TISSUE} {tissue}")
+        out[tissue] = (float(image[pure].mean()) - mu) / sd
+    return out
+
+
+def same_t1_place(z: float, source: dict[str, float], dest: dict[str, float]) -> float:
+    """The z on sequence ``dest`` of a tissue at z on sequence ``source``, both T1-weighted.
+
+    A tissue without enhancement has one T1 relaxation, so it keeps its place among the healthy
+    tissues (CSF < GM < WM on both): z is mapped linearly between the two anchors around it
+    (CSF-GM below GM, GM-WM above), extended beyond CSF and WM. Anchors: :func:`tissue_anchors`.
+    """
+    for anchors in (source, dest):
+        if not anchors["csf"] < anchors["gm"] < anchors["wm"]:
+            raise ValueError(f"same_t1_place: anchors not ordered CSF < GM < WM: {anchors}")
+    low, high = ("csf", "gm") if z < source["gm"] else ("gm", "wm")
+    share = (z - source[low]) / (source[high] - source[low])
+    return dest[low] + share * (dest[high] - dest[low])
+
+
 def lesion_images(rng: np.random.Generator, healthy: dict[str, np.ndarray], seg: np.ndarray,
-                  grade: str, voxel_mm: float, gain: dict[str, float]) -> tuple[dict[str, np.ndarray], dict]:
+                  grade: str, voxel_mm: float, gain: dict[str, float],
+                  tissues: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
     """Paint the lesion into the healthy (noise-free, bias-free) images.
 
     For each class c: T_c = mu + sd * (z_c + tau_c * texture) + k_c * (H - mean_c(H)), where mu
     and sd are the normal-brain statistics of that modality; blended with soft class weights.
-    ``gain[mod]`` scales the lesion contrast (I = H + gain * (painted - H)); the RNG draws do
-    not depend on it.
+    The T1 z of the non-enhancing classes is their T1ce z at the same place among the healthy
+    tissues (:func:`same_t1_place`; ``tissues``: gm/wm/csf fractions). ``gain[mod]`` scales the
+    lesion contrast (I = H + gain * (painted - H)); the RNG draws do not depend on it.
     """
     lesion = seg > 0
     idx = np.argwhere(lesion)
@@ -232,22 +275,28 @@ def lesion_images(rng: np.random.Generator, healthy: dict[str, np.ndarray], seg:
     normal = (seg == 0) & (healthy["t1"] > 0)
     shared = texture_field(rng, sub.shape, voxel_mm, TEXTURE_CORR_MM)
     tau_scale = rng.uniform(0.8, 1.2)
-    drawn = {}
-    out = {}
+    # every draw first, in the order of generator 1.3, then the T1 targets that follow from T1ce
+    textures, z = {}, {}
     for mod in MODALITIES:
         own = texture_field(rng, sub.shape, voxel_mm, TEXTURE_CORR_MM)
-        tex = SHARED_TEXTURE * shared + math.sqrt(1.0 - SHARED_TEXTURE ** 2) * own
-        z = {lab: float(rng.uniform(*Z_TARGETS[grade][mod][lab])) for lab in (NCR, ED, ET)}
-        drawn[mod] = {int(k): round(v, 3) for k, v in z.items()}
+        textures[mod] = SHARED_TEXTURE * shared + math.sqrt(1.0 - SHARED_TEXTURE ** 2) * own
+        z[mod] = {lab: float(rng.uniform(*Z_TARGETS[grade][mod][lab])) for lab in (NCR, ED, ET)}
+    anchors = {mod: tissue_anchors(healthy[mod], tissues, normal) for mod in ("t1", "t1ce")}
+    for lab in T1_FROM_T1CE:
+        z["t1"][lab] = same_t1_place(z["t1ce"][lab], anchors["t1ce"], anchors["t1"])
+    drawn = {mod: {int(k): round(v, 3) for k, v in z[mod].items()} for mod in MODALITIES}
+    out = {}
+    for mod in MODALITIES:
+        tex = textures[mod]
         full = healthy[mod]
         mu, sd = float(full[normal].mean()), float(full[normal].std())
         h = full[box]
         painted = h * (1.0 - wsum)
         for lab in labels:
             tissue = h - float(h[sub == lab].mean())
-            target = mu + sd * (z[lab] + tau_scale * TEXTURE_SD[mod][lab] * tex) + KEEP_ANATOMY[mod][lab] * tissue
+            target = mu + sd * (z[mod][lab] + tau_scale * TEXTURE_SD[mod][lab] * tex) + KEEP_ANATOMY[mod][lab] * tissue
             painted += weights[lab] * target
         img = full.copy()
         img[box] = h + float(gain.get(mod, 1.0)) * (painted - h)
         out[mod] = np.maximum(img, 0.0)
-    return out, {"z_planted": drawn}
+    return out, {"z_planted": drawn, "t1_anchors": {m: {t: round(v, 3) for t, v in a.items()} for m, a in anchors.items()}}

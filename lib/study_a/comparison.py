@@ -56,6 +56,26 @@ def comparison_subsets(all_modalities: Sequence[str], paper_key: Sequence[str],
     return subsets
 
 
+def twin_subsets(all_modalities: Sequence[str], subsets: Sequence[Sequence[str]],
+                 tumour_free: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Diagnostic subsets to train on the tumour-free twin cohort, keyed by a role that says so,
+    e.g. "diagnostic: t1+t1ce, tumour-free t1 (twin cohort)" -> ("t1", "t1ce"). Only subsets holding a
+    tumour-free modality mean anything there; others are refused (they would repeat a row)."""
+    ordered = lambda names: tuple(m for m in all_modalities if m in names)  # noqa: E731
+    out = {}
+    for names in subsets:
+        unknown = set(names) - set(all_modalities)
+        if unknown:
+            raise ValueError(f"twin_subsets: {'+'.join(names)}: {', '.join(sorted(unknown))} not among the inputs "
+                             f"{', '.join(all_modalities)}")
+        blank = [m for m in ordered(names) if m in tumour_free]
+        if not blank:
+            raise ValueError(f"twin_subsets: {'+'.join(names)} holds none of the tumour-free modalities "
+                             f"({', '.join(tumour_free) or 'twin_tumour_free is empty'})")
+        out[f"diagnostic: {'+'.join(ordered(names))}, tumour-free {'+'.join(blank)} (twin cohort)"] = ordered(names)
+    return out
+
+
 def train_unet(params: Mapping[str, Any], images: np.ndarray, masks: np.ndarray, modalities: Sequence[str],
                seed: int, validation: tuple[np.ndarray, np.ndarray] | None = None) -> SegmentationUNet:
     """A plain U-Net on ``modalities``: ``unet_epochs`` epochs, or with ``unet_patience`` and

@@ -202,7 +202,7 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # | region / question | where the phantom puts the information |
 # | --- | --- |
 # | enhancing tumour (ET) | bright on **T1ce** only; FLAIR and T2 do not separate it from edema |
-# | tumour core (TC = ET ∪ NCR) | **T1ce**: the enhancing rim around dark necrosis (HGG), a dark core (LGG); the core sits off-centre in the lesion and on FLAIR and T2 core and rim look like their edema. Necrosis and the low-grade core carry no contrast agent, so T1 shows them as dark as T1ce does (generator 1.4): a low-grade core is on T1 too |
+# | tumour core (TC = ET ∪ NCR) | **T1ce**: the enhancing rim around dark necrosis (HGG), a dark core (LGG); the core sits off-centre in the lesion and on FLAIR and T2 core and rim look like their edema. Necrosis and the low-grade core carry no contrast agent, so T1 shows them as dark as T1ce does, with the same texture (generator 1.4): a low-grade core is on T1 too |
 # | whole tumour (WT) | bright on **FLAIR** and **T2** (CSF is bright on T2 but dark on FLAIR) |
 # | grade (HGG vs LGG) | **enhancement**: HGG have an enhancing rim around necrosis, LGG little or no ET |
 #

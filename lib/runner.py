@@ -23,8 +23,10 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -400,6 +402,7 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
     running: dict[int, Any] = {}
     codes: dict[int, int] = {}
     failed = False
+    restore = _stop_on_sigterm()
     try:
         while running or (pending and not failed):
             while pending and not failed:
@@ -423,7 +426,23 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
         for handle in running.values():
             getattr(handle, "terminate", lambda: None)()
         raise
+    finally:
+        restore()
     return [(entry, codes.get(i)) for i, entry in enumerate(entries)]
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """While the scheduler runs, SIGTERM (``kill``, a CI cancel) interrupts it like Ctrl-C, so the
+    runs it started are stopped too instead of running on as orphans. Returns the undo. (A job
+    started in the background by a non-interactive shell ignores SIGINT; SIGTERM still works.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bool = False,

@@ -142,3 +142,29 @@ def test_an_interrupt_stops_the_runs_going():
     with pytest.raises(KeyboardInterrupt):
         runner.schedule(_entries(("a", False), ("b", False)), 2, start, poll_seconds=0)
     assert terminated == ["a"]
+
+
+def test_sigterm_stops_the_runs_going_and_the_handler_is_restored():
+    import os
+    import signal
+
+    events, terminated = [], []
+    before = signal.getsignal(signal.SIGTERM)
+
+    class Killed(FakeRun):
+        def poll(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill <pid of lib book>` would
+            return None
+
+    class Long(FakeRun):
+        def terminate(self):
+            terminated.append(self.name)
+
+    def start(entry):
+        kind = Killed if entry["page"] == "b" else Long
+        return kind(events, entry["page"], 100, 0)
+
+    with pytest.raises(KeyboardInterrupt, match="signal"):
+        runner.schedule(_entries(("a", False), ("b", False)), 2, start, poll_seconds=0)
+    assert terminated == ["a"]
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -196,6 +196,22 @@ def test_non_enhancing_tumour_keeps_its_t1_place(hgg_subject):
     assert anchors["t1"]["csf"] < anchors["t1"]["gm"] < anchors["t1"]["wm"]
 
 
+def test_non_enhancing_tumour_shows_one_texture_on_t1_and_t1ce(hgg_subject, monkeypatch):
+    """Generator 1.4: T1 shows the necrosis' T1ce texture (the same tissue), so inside it the two
+    images correlate far more than with a texture field of T1's own (only acquisition differs)."""
+    from lib.data import phantom_tumour
+
+    def t1_t1ce_correlation(subject, label):
+        inside = subject["seg"] == label
+        return float(np.corrcoef(subject["images"]["t1"][inside], subject["images"]["t1ce"][inside])[0, 1])
+
+    spec, shared = hgg_subject
+    monkeypatch.setattr(phantom_tumour, "T1_FROM_T1CE", ())
+    own = P.synthesize_subject(spec, 0)
+    assert t1_t1ce_correlation(shared, 1) > t1_t1ce_correlation(own, 1) + 0.2
+    assert t1_t1ce_correlation(shared, 1) > 0.6
+
+
 def test_core_is_off_centre_in_the_lesion():
     """Generator 1.2: the core's centroid is away from the lesion's, in no preferred direction, so
     the FLAIR/T2 outline does not say where the core is (1.1 centred it: a shape leak)."""

@@ -70,8 +70,9 @@ Z_TARGETS = {
         "t2": {NCR: (1.1, 1.65), ED: (1.1, 1.6), ET: (1.1, 1.6)},
     },
 }
-# Non-enhancing classes whose T1 target is not drawn but set by their T1ce one (1.4): the T1 draw
-# in ``Z_TARGETS`` is still made, so every later random draw stays where it was, and then replaced.
+# Non-enhancing classes whose T1 target and texture are not drawn but set by their T1ce ones (1.4):
+# the T1 draws (``Z_TARGETS``, the texture field) are still made, so every later random draw stays
+# where it was, and then replaced. ``TEXTURE_SD["t1"]`` therefore only applies to ET.
 T1_FROM_T1CE = (NCR, ED)
 PURE_TISSUE = 0.9  # tissue fraction of the voxels whose mean is a healthy anchor
 # Texture sd (z units) per modality and class; scaled per subject by U(0.8, 1.2).
@@ -251,6 +252,12 @@ def same_t1_place(z: float, source: dict[str, float], dest: dict[str, float]) ->
     return dest[low] + share * (dest[high] - dest[low])
 
 
+def same_t1_slope(z: float, source: dict[str, float], dest: dict[str, float]) -> float:
+    """d(same_t1_place)/dz at ``z``: how a small z change on ``source`` (texture) shows on ``dest``."""
+    low, high = ("csf", "gm") if z < source["gm"] else ("gm", "wm")
+    return (dest[high] - dest[low]) / (source[high] - source[low])
+
+
 def lesion_images(rng: np.random.Generator, healthy: dict[str, np.ndarray], seg: np.ndarray,
                   grade: str, voxel_mm: float, gain: dict[str, float],
                   tissues: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
@@ -259,7 +266,9 @@ def lesion_images(rng: np.random.Generator, healthy: dict[str, np.ndarray], seg:
     For each class c: T_c = mu + sd * (z_c + tau_c * texture) + k_c * (H - mean_c(H)), where mu
     and sd are the normal-brain statistics of that modality; blended with soft class weights.
     The T1 z of the non-enhancing classes is their T1ce z at the same place among the healthy
-    tissues (:func:`same_t1_place`; ``tissues``: gm/wm/csf fractions). ``gain[mod]`` scales the
+    tissues (:func:`same_t1_place`; ``tissues``: gm/wm/csf fractions), and so is their texture: the
+    same tissue, so T1 shows T1ce's texture field (scaled by :func:`same_t1_slope`), not a look of
+    its own; only the acquisition (slices, shift, bias, noise) differs. ``gain[mod]`` scales the
     lesion contrast (I = H + gain * (painted - H)); the RNG draws do not depend on it.
     """
     lesion = seg > 0
@@ -282,19 +291,21 @@ def lesion_images(rng: np.random.Generator, healthy: dict[str, np.ndarray], seg:
         textures[mod] = SHARED_TEXTURE * shared + math.sqrt(1.0 - SHARED_TEXTURE ** 2) * own
         z[mod] = {lab: float(rng.uniform(*Z_TARGETS[grade][mod][lab])) for lab in (NCR, ED, ET)}
     anchors = {mod: tissue_anchors(healthy[mod], tissues, normal) for mod in ("t1", "t1ce")}
+    # texture term (z units) per modality and class: its own field, but T1ce's for T1's non-enhancing classes
+    texture = {mod: {lab: TEXTURE_SD[mod][lab] * textures[mod] for lab in (NCR, ED, ET)} for mod in MODALITIES}
     for lab in T1_FROM_T1CE:
         z["t1"][lab] = same_t1_place(z["t1ce"][lab], anchors["t1ce"], anchors["t1"])
+        texture["t1"][lab] = same_t1_slope(z["t1ce"][lab], anchors["t1ce"], anchors["t1"]) * texture["t1ce"][lab]
     drawn = {mod: {int(k): round(v, 3) for k, v in z[mod].items()} for mod in MODALITIES}
     out = {}
     for mod in MODALITIES:
-        tex = textures[mod]
         full = healthy[mod]
         mu, sd = float(full[normal].mean()), float(full[normal].std())
         h = full[box]
         painted = h * (1.0 - wsum)
         for lab in labels:
             tissue = h - float(h[sub == lab].mean())
-            target = mu + sd * (z[mod][lab] + tau_scale * TEXTURE_SD[mod][lab] * tex) + KEEP_ANATOMY[mod][lab] * tissue
+            target = mu + sd * (z[mod][lab] + tau_scale * texture[mod][lab]) + KEEP_ANATOMY[mod][lab] * tissue
             painted += weights[lab] * target
         img = full.copy()
         img[box] = h + float(gain.get(mod, 1.0)) * (painted - h)

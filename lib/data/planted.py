@@ -36,9 +36,10 @@ Known limits (measured by study A's runs):
   twin gave back 80-93 % of what T1 adds to T1ce (TC and ET), so the advantage is mainly anatomy.
 - Non-enhancing tumour. Up to 1.3 the necrosis and the low-grade core were far darker on T1ce
   than on T1 (the LGG core CSF-dark on T1ce only), which no tissue without contrast agent does;
-  since 1.4 they keep their place among the healthy tissues on both. That did not narrow the gap
-  between T1ce alone and all inputs (study A's Table I); it let T1 show low-grade cores, so TC's
-  complement (FLAIR + T1 + T2) finds more of them than before.
+  since 1.4 they keep their place among the healthy tissues on both, with one texture (the same
+  tissue; only the acquisition differs). In study A's Table I that did not close the gap between
+  T1ce alone and all inputs; it let T1 show low-grade cores, so TC's complement (FLAIR + T1 + T2)
+  finds more of them than before.
 """
 
 from __future__ import annotations

@@ -345,6 +345,21 @@ def test_refuses_to_overwrite_and_reuses_same_spec(tmp_path):
         P.generate_cohort(out, PhantomSpec(n_subjects=1, seed=1, **FAST))
 
 
+def test_a_cohort_made_by_other_generator_code_is_not_reused(tmp_path, monkeypatch):
+    """Changing the generator's code without raising GENERATOR_VERSION must not leave the old
+    cohort in use: phantom.json records a hash of the generator's source."""
+    from lib.data.cohort import ensure_phantom
+
+    spec = PhantomSpec(n_subjects=1, seed=0, **FAST)
+    out = P.generate_cohort(tmp_path / "ph", spec)
+    assert P.is_same_phantom(out, spec)
+    assert json.loads((out / "phantom.json").read_text())["generator_source_sha256"] == P.generator_source_sha256()
+    monkeypatch.setattr(P, "generator_source_sha256", lambda: "0" * 64)
+    assert not P.is_same_phantom(out, spec)
+    ensure_phantom(out, spec)  # regenerated, now stamped with the (patched) source hash
+    assert json.loads((out / "phantom.json").read_text())["generator_source_sha256"] == "0" * 64
+
+
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["--out", str(out), "--subjects", "2", "--seed", "1", "--resolution", "4",

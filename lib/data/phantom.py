@@ -268,14 +268,26 @@ def read_phantom_spec(root: str | os.PathLike) -> PhantomSpec | None:
         return None
 
 
+def generator_source_sha256() -> str:
+    """Hash of the generator's own source files: a cohort made by other code is another cohort,
+    even when someone changed the code and forgot to raise ``GENERATOR_VERSION``."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], acquisition, anatomy, tumour):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
 def is_same_phantom(root: str | os.PathLike, spec: PhantomSpec) -> bool:
+    """Whether ``root`` holds the phantom ``spec`` made by this generator (version and source)."""
     marker = Path(root) / "phantom.json"
     try:
         meta = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
     return (meta.get("synthetic") is True and meta.get("generator_version") == GENERATOR_VERSION
-            and meta.get("spec") == spec.to_dict())
+            and meta.get("generator_source_sha256") == generator_source_sha256() and meta.get("spec") == spec.to_dict())
 
 
 def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite: bool = False,
@@ -315,6 +327,7 @@ def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite:
             "note": SYNTHETIC_NOTE,
             "generator": "lib.data.phantom",
             "generator_version": GENERATOR_VERSION,
+            "generator_source_sha256": generator_source_sha256(),
             "spec": spec.to_dict(),
             "shape": list(tpl.shape),
             "affine": np.asarray(tpl.affine).tolist(),

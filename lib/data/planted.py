@@ -39,7 +39,10 @@ Known limits (measured by study A's runs):
   since 1.4 they keep their place among the healthy tissues on both, with one texture (the same
   tissue; only the acquisition differs). In study A's Table I that did not close the gap between
   T1ce alone and all inputs; it let T1 show low-grade cores, so TC's complement (FLAIR + T1 + T2)
-  finds more of them than before.
+  finds more of them than before, and TC's models lean on FLAIR and T1 more. For a non-enhancing
+  core the truth is "T1-weighted" (T1ce or T1), not T1ce alone; ``PLANTED_KEY_MODALITIES["TC"]``
+  keeps T1ce, the enhancing rim's modality and the paper's claim, and study A's TC verdicts are
+  read with that in mind.
 """
 
 from __future__ import annotations

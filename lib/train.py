@@ -31,6 +31,8 @@ from lib.io import atomic_path
 
 __all__ = [
     "LOSSES",
+    "LR_SCHEDULES",
+    "learning_rate_factor",
     "TrainConfig",
     "TrainHistory",
     "soft_dice_loss",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 LOSSES = ("bce", "bce+dice")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -56,6 +59,8 @@ class TrainConfig:
     paper) or "bce+dice" (our addition). seed: drives shuffling and torch's RNG. device: "auto",
     "cpu" or "cuda". num_threads: torch CPU threads during training (None leaves it as is).
     progress: tqdm bars over epochs and batches.
+    lr_schedule: "constant" (lr throughout) or "cosine" (lr is the *initial* rate, as the paper
+    says, annealed to 0 over the ``epochs`` x batches Adam steps; see `learning_rate_factor`).
     patience: with validation slices given to `train_segmenter`, stop when the validation Dice
     has not improved for this many epochs and restore the best epoch's weights (early stopping;
     ``epochs`` is then the most it may run). None: train all ``epochs``, validation only recorded.
@@ -71,6 +76,7 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     patience: int | None = None
+    lr_schedule: str = "constant"
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -81,6 +87,8 @@ class TrainConfig:
             raise ValueError(f"lr and readout_lr_multiplier must be > 0, got {self.lr}, {self.readout_lr_multiplier}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
 
 @dataclass
@@ -156,6 +164,23 @@ def _check_arrays(model: nn.Module, images: np.ndarray, masks: np.ndarray | None
             raise ValueError(f"masks must be a numpy array {expected}, got {getattr(masks, 'shape', type(masks))}")
 
 
+def learning_rate_factor(schedule: str, step: int, total_steps: int) -> float:
+    """Factor on every group's initial learning rate before Adam step ``step`` (0-based) of
+    ``total_steps``: 1 for "constant"; for "cosine", (1 + cos(pi * step / total_steps)) / 2, from
+    1 at the first step down to near 0 at the last (a single cosine cycle without restarts).
+
+    Why cosine: with a constant rate the weights at the last step still carry the noise of the
+    last mini-batches, and Table I compares single models; annealing lets each end near a minimum.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        if total_steps < 1 or not 0 <= step < total_steps:
+            raise ValueError(f"step {step} is outside 0..{total_steps - 1}")
+        return 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+
+
 def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     """One Adam group, or two when the model has a `readout` and its lr multiplier is not 1."""
     readout = getattr(model, "readout", None)
@@ -208,8 +233,10 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
         order_rng = np.random.default_rng(config.seed)
         model.to(device).train()
         optimizer = torch.optim.Adam(_parameter_groups(model, config))
+        initial_lrs = [group["lr"] for group in optimizer.param_groups]
         n = images.shape[0]
         n_batches = math.ceil(n / config.batch_size)
+        total_steps, step = config.epochs * n_batches, 0
         history = TrainHistory(n_slices=n, device=str(device))
         start = time.perf_counter()
         epochs = tqdm(range(config.epochs), desc="epochs", disable=not config.progress, mininterval=1.0)
@@ -227,7 +254,11 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
                     raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                factor = learning_rate_factor(config.lr_schedule, step, total_steps)
+                for group, initial in zip(optimizer.param_groups, initial_lrs):
+                    group["lr"] = initial * factor
                 optimizer.step()
+                step += 1
                 value = float(loss.detach())
                 history.batch_losses.append(value)
                 total += value * len(index)

@@ -292,3 +292,41 @@ def test_early_stopping_needs_validation_and_a_positive_patience():
         train_segmenter(_unet(masks), images, masks, quiet(patience=2))
     with pytest.raises(ValueError, match="patience"):
         quiet(patience=0)
+
+
+# --- learning-rate schedule --------------------------------------------------------------------
+
+
+def test_learning_rate_factor_known_values():
+    assert [train_module.learning_rate_factor("constant", s, 4) for s in range(4)] == [1.0] * 4
+    cosine = [train_module.learning_rate_factor("cosine", s, 4) for s in range(4)]
+    assert cosine == pytest.approx([1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2])
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+    with pytest.raises(ValueError, match="outside"):
+        train_module.learning_rate_factor("cosine", 4, 4)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train_module.learning_rate_factor("linear", 0, 4)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        quiet(lr_schedule="step")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_training_uses_the_scheduled_rate_in_every_group_at_every_step(monkeypatch, schedule):
+    """The rate Adam applies at each step is the group's initial rate times the schedule's factor
+    (the readout's 10x multiplier is kept), over epochs x batches steps."""
+    used = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, *args, **kwargs):
+            used.append([group["lr"] for group in self.param_groups])
+            return super().step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module.torch.optim, "Adam", RecordingAdam)
+    images, masks = separable_toy(n=12)
+    config = quiet(epochs=2, batch_size=8, readout_lr_multiplier=10.0, lr_schedule=schedule)
+    train_segmenter(tiny_node(), images, masks, config)
+    total = 2 * 2  # 2 epochs of ceil(12 / 8) batches
+    assert len(used) == total
+    for step, (body, head) in enumerate(used):
+        factor = train_module.learning_rate_factor(schedule, step, total)
+        assert body == pytest.approx(1e-2 * factor) and head == pytest.approx(1e-1 * factor)

@@ -88,7 +88,8 @@ def train_unet(params: Mapping[str, Any], images: np.ndarray, masks: np.ndarray,
     patience = params.get("unet_patience") if validation is not None else None
     config = TrainConfig(epochs=params["unet_epochs"], batch_size=params["unet_batch_size"], lr=params["unet_lr"],
                          loss=params["unet_loss"], seed=seed, device=params["device"],
-                         num_threads=params["num_threads"], progress=False, patience=patience)
+                         num_threads=params["num_threads"], progress=False, patience=patience,
+                         lr_schedule=params["unet_lr_schedule"])
     model.history = train_segmenter(model, images, masks, config, validation=validation if patience else None)
     return model
 

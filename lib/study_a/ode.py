@@ -26,7 +26,8 @@ from lib.train import TrainConfig, TrainHistory, predict_masks, prior_logit, sav
 def ode_train_config(params: Mapping[str, Any], seed: int) -> TrainConfig:
     return TrainConfig(epochs=params["ode_epochs"], batch_size=params["ode_batch_size"], lr=params["ode_lr"],
                        readout_lr_multiplier=params["ode_readout_lr_multiplier"], loss=params["ode_loss"], seed=seed,
-                       device=params["device"], num_threads=params["num_threads"], progress=True)
+                       device=params["device"], num_threads=params["num_threads"], progress=True,
+                       lr_schedule=params["ode_lr_schedule"])
 
 
 def build_ode(params: Mapping[str, Any], data: StudyAData) -> NeuralODESegmenter:

@@ -73,7 +73,7 @@ from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, 
                                    table_one, training_lengths, twin_subsets)
 from lib.study_a.data import load_study_a_data, region_fraction
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
-from lib.study_a.verdict import (follows, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
+from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
                                  verdict_rows)
 
 P, run = setup(params_file, run_dir)
@@ -416,6 +416,9 @@ separability.round(3)
 # "verdict" compares each measure's key with what the *same measure* named for the same seed on the
 # original cohort (does it follow the image or the channel?); "against the reference" compares it
 # with the planted truth instead (the two differ where the measure did not name the truth at first).
+# "on the swapped pair" reads the same comparison on the two renamed channels only: the renaming
+# changes nothing for the others, so a partner modality that differs between the original and the
+# renamed model (two trainings) is seed variation there, not an answer to "image or channel?".
 
 # %%
 swap = P["permutation_swap"]
@@ -437,6 +440,7 @@ if swap:
             permutation_rows.append({"seed": seed, "measure": measure, "key on original cohort": key_label(original_key),
                                      "key on renamed cohort": key_label(renamed_key), "test Dice": mean_dice(e.scores),
                                      "verdict": follows(renamed_key, original_key, swap),
+                                     "on the swapped pair": follows_on_pair(renamed_key, original_key, swap),
                                      "against the reference": follows(renamed_key, reference, swap)})
     swapped_subsets = comparison_subsets(swapped.modalities, P["paper_key_modalities"], None)
     swapped_pp = cross_validate_subsets(P, swapped, swapped_subsets, folds=P["permutation_cv_folds"] or P["cv_folds"],
@@ -451,7 +455,7 @@ if swap:
     subset_follows = "follows the contrast" if verdict == "agrees" else verdict
     permutation_rows.append({"seed": "—", "measure": "U-Net subset comparison", "key on original cohort": "—",
                              "key on renamed cohort": text, "test Dice": float("nan"), "verdict": subset_follows,
-                             "against the reference": subset_follows})
+                             "on the swapped pair": subset_follows, "against the reference": subset_follows})
     display(Markdown(f"Renamed: **{swap[0]} ↔ {swap[1]}**. Subset U-Nets on the renamed cohort (paper's subsets by name):"))
     display(swapped_table)
 permutation = pd.DataFrame(permutation_rows)
@@ -492,6 +496,8 @@ if len(permutation):
                 "integrated gradients, largest share": "integrated gradients (largest share)",
                 "U-Net subset comparison (Table I)": "U-Net subset comparison"}
     verdict[f"renamed {swap[0]}↔{swap[1]}"] = verdict["measure"].map(name_map).map(follows_by_measure).fillna("—")
+    pair_by_measure = permutation.groupby("measure")["on the swapped pair"].agg(lambda v: ", ".join(sorted(set(v))))
+    verdict[f"renamed, on {swap[0]}+{swap[1]} only"] = verdict["measure"].map(name_map).map(pair_by_measure).fillna("—")
 run.table("verdict", verdict)
 verdict
 
@@ -527,6 +533,7 @@ for _, row in tests.iterrows():
 for _, row in permutation.iterrows():
     seed_part = f"_seed{row['seed']}" if row["seed"] != "—" else ""
     summary[f"renamed_{slug(row['measure'])}{seed_part}"] = row["verdict"]
+    summary[f"renamed_on_pair_{slug(row['measure'])}{seed_part}"] = row["on the swapped pair"]
 for region, key in (("ET (bright on T1ce)", "et"), ("NCR/NET (dark on T1ce)", "ncr")):
     summary[f"pixel_auc_{key}_t1ce_alone"] = float(separability.loc[region, "auc_alone"])
     summary[f"pixel_auc_{key}_t1ce_with_t1"] = float(separability.loc[region, "auc_with_reference"])
@@ -541,7 +548,8 @@ lines = [f"- **Target {TARGET}**, {len(SEEDS)} seeds, {this_build}; reference: {
 lines.append(f"- Neural ODE test Dice per seed: " + ", ".join(f"{summary[f'ode_test_dice_seed{s}']:.3f}" for s in SEEDS)
              + f" (paper, Table II: {STUDY_A_TABLE_II[TARGET]['Dice']:.3f} on BraTS 2020).")
 for _, row in verdict.iterrows():
-    extra = f" Renamed files: {row[f'renamed {swap[0]}↔{swap[1]}']}." if swap and f"renamed {swap[0]}↔{swap[1]}" in row else ""
+    extra = (f" Renamed files: {row[f'renamed {swap[0]}↔{swap[1]}']} (on {swap[0]}+{swap[1]} only: "
+             f"{row[f'renamed, on {swap[0]}+{swap[1]} only']})." if swap and f"renamed {swap[0]}↔{swap[1]}" in row else "")
     lines.append(f"- {row['measure']}: {row['key modalities (seeds)']} → **{row['verdict']}**.{extra}")
 for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
     lines.append(f"- Diagnostic subset {row['inputs']} (no verdict reads it): Dice {row['subset_dice']:.3f} vs "

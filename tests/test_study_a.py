@@ -9,7 +9,7 @@ from lib.data.slices import SliceSet
 from lib.explain.verdict import KeyModalityResult
 from lib.study_a.comparison import average_over_seeds, comparison_subsets, table_one
 from lib.study_a.data import swap_modality_names
-from lib.study_a.verdict import follows, holds_contrasts, subset_verdict, verdict_rows
+from lib.study_a.verdict import follows, follows_on_pair, holds_contrasts, subset_verdict, verdict_rows
 
 MODS = ("t1", "t1ce", "t2", "flair")
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -126,6 +126,21 @@ def test_follows_contrast_or_name():
     assert follows(("t1ce",), ("flair", "t2"), pair) == "follows the contrast"   # FLAIR's image is in 't1ce'
     assert follows(("t2",), ("flair", "t2"), pair) == "not discriminative"
     assert follows(("flair", "t1ce"), ("t1ce",), pair).startswith("neither")
+
+
+def test_follows_on_the_renamed_pair_ignores_the_other_channels():
+    pair = ("t1ce", "flair")
+    # the whole key differs outside the pair (t2 vs t1): follows() cannot tell, the pair reading can
+    assert follows(("flair", "t1"), ("t1ce", "t2"), pair).startswith("neither")
+    assert follows_on_pair(("flair", "t1"), ("t1ce", "t2"), pair) == "follows the contrast"
+    assert follows_on_pair(("t1ce", "t1"), ("t1ce", "t2"), pair) == "follows the channel name/position"
+    assert follows_on_pair(("flair", "t1ce"), ("t1ce",), pair) == "neither (flair+t1ce)"
+    assert follows_on_pair(("t1",), ("t1ce",), pair) == "neither (none of t1ce+flair)"
+    assert follows_on_pair(("t2",), ("t2",), pair) == "not discriminative"          # reference outside the pair
+    assert follows_on_pair(("t1ce",), ("t1ce", "flair"), pair) == "not discriminative"  # both in the pair
+    assert follows_on_pair(("t1ce", "t2"), ("flair", "t2"), pair) == "follows the contrast"  # WT
+    assert follows_on_pair((), ("t1ce",), pair) == "no verdict"
+    assert follows_on_pair(("flair",), (), pair).startswith("no verdict")
     # against the measure's own original key: a measure that named FLAIR (not the truth) and names
     # the channel now holding FLAIR's image follows the contrast
     assert follows(("t1ce",), ("flair",), pair) == "follows the contrast"

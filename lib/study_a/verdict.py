@@ -118,6 +118,28 @@ def follows(renamed_key: Sequence[str], reference: Sequence[str], pair: Sequence
     return f"neither ({key_label(sorted(got))})"
 
 
+def follows_on_pair(renamed_key: Sequence[str], reference: Sequence[str], pair: Sequence[str]) -> str:
+    """:func:`follows` read on the renamed ``pair`` only. Renaming changes nothing for the other
+    channels, so a difference there between the original and the renamed run (two separately
+    trained models) is seed variation, not an answer to "image or channel?". Example: the
+    original key t1ce+t2 and, after t1ce <-> flair, flair+t1 follow the contrast on the pair
+    (t1ce -> flair), though the whole keys are not each other's renaming (t2 vs t1).
+    "not discriminative" when the reference holds none or both of the pair."""
+    got = set(renamed_key)
+    if not got:
+        return "no verdict"
+    if not reference:
+        return "no verdict (no key on the original cohort)"
+    ref_pair, got_pair = set(reference) & set(pair), got & set(pair)
+    if len(ref_pair) != 1:
+        return "not discriminative"
+    if got_pair == set(swap_names(ref_pair, pair)):
+        return "follows the contrast"
+    if got_pair == ref_pair:
+        return "follows the channel name/position"
+    return f"neither ({key_label(sorted(got_pair)) if got_pair else 'none of ' + '+'.join(pair)})"
+
+
 def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,
                  per_measure: Mapping[str, Sequence[KeyModalityResult]], subset: tuple[str, str]) -> pd.DataFrame:
     """The closing verdict table of one target: one row per measure."""

@@ -65,12 +65,12 @@ from lib.device import device_name, resolve_device
 from lib.explain.acc import binarised_contribution, segmentation_frames
 from lib.explain.separability import subtraction_separability
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_II
-from lib.plots import acc_panels, flow_animation, flow_explorer, flow_figure, heatmap, oriented
+from lib.plots import acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure, heatmap, oriented
 from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
 from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
-from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, paper_table_one,
-                                   table_one, training_lengths, twin_subsets)
+from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
+                                   paper_table_one, table_one, training_lengths, twin_subsets)
 from lib.study_a.data import load_study_a_data, region_fraction
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
@@ -382,7 +382,30 @@ by_grade = dice_by_grade(per_patient, dict(zip(data.train.subject_ids, data.trai
 run.table("table-i-dice-by-grade", by_grade, index=True)
 display(Markdown("Out-of-fold Dice by grade (patients with some target): where a subset works for one grade and "
                  "not the other, the inputs carry the target differently in the two."))
-by_grade.round(3)
+display(by_grade.round(3))
+
+# %% [markdown]
+# Is a subset's shortfall spread over every patient, or carried by a few? Each point is one
+# patient: its out-of-fold Dice with the subset minus its Dice with all inputs, against how much
+# target it has. Small targets (a few pixels of enhancing focus in a low-grade tumour) score Dice
+# near 0 or 1 on a handful of pixels, so they move a mean over patients a lot.
+
+# %%
+gaps = dice_gaps(per_patient, dict(zip(data.train.subject_ids, data.train.grades)))
+run.table("table-i-dice-gaps", gaps)
+fig = dice_gap_scatter(gaps, title=f"Table I, {TARGET}: Dice difference to the baseline per patient ({this_build})")
+run.figure(f"table-i-gaps-{TARGET}", fig)
+plt.show()
+median_size = float(gaps["target_pixels"].median()) if len(gaps) else float("nan")
+gap_lines = []
+for role, one in gaps.groupby("subset", sort=False):
+    small, large = one[one["target_pixels"] < median_size], one[one["target_pixels"] >= median_size]
+    by_grade_text = ", ".join(f"{g} {v:+.3f} (n = {n})" for g, (v, n) in
+                              one.groupby("grade")["dice_diff_vs_baseline"].agg(["mean", "count"]).iterrows())
+    gap_lines.append(f"- {role} ({one['inputs'].iloc[0]}): mean difference {one['dice_diff_vs_baseline'].mean():+.3f}; "
+                     f"by grade {by_grade_text}; patients below the median target size ({median_size:.0f} px) "
+                     f"{small['dice_diff_vs_baseline'].mean():+.3f}, at or above it {large['dice_diff_vs_baseline'].mean():+.3f}.")
+display(Markdown("\n".join(gap_lines)))
 
 # %% [markdown]
 # ### Why T1 can help read T1ce: the pixels before any network

@@ -224,3 +224,28 @@ def label_histograms(images: np.ndarray, labels: np.ndarray, brain: np.ndarray, 
     np.atleast_1d(axes)[-1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+GRADE_MARKERS = {"HGG": "o", "LGG": "^"}
+
+
+def dice_gap_scatter(gaps, title: str = ""):
+    """One panel per subset: each patient's Dice minus the baseline's against its target size
+    (log pixels), marker by grade. ``gaps``: :func:`lib.study_a.comparison.dice_gaps`'s table."""
+    roles = list(dict.fromkeys(gaps["subset"]))
+    fig, axes = plt.subplots(1, len(roles), figsize=(3.2 * len(roles), 2.9), sharey=True, squeeze=False)
+    for ax, role in zip(axes[0], roles):
+        one = gaps[gaps["subset"] == role]
+        for grade, rows in one.groupby("grade"):
+            ax.scatter(rows["target_pixels"], rows["dice_diff_vs_baseline"], s=18,
+                       marker=GRADE_MARKERS.get(grade, "s"), label=grade, alpha=0.8)
+        ax.axhline(0.0, color="#7f7f7f", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"{role}\n({one['inputs'].iloc[0]})", fontsize=8)
+        ax.set_xlabel("target pixels (patient)")
+    axes[0][0].set_ylabel("Dice − baseline Dice")
+    axes[0][-1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -192,6 +192,19 @@ def test_dice_by_grade():
     assert table.loc[("baseline", "all"), "n LGG"] == 2  # the patient without target is left out
 
 
+def test_dice_gaps_pair_each_patient_with_its_own_baseline():
+    from lib.study_a.comparison import dice_gaps
+
+    pp = _per_patient(key_dice=0.5, comp_dice=0.2, n=4)
+    pp.loc[pp["subject"] == "s3", "target_pixels"] = 99
+    gaps = dice_gaps(pp, {"s0": "HGG", "s1": "HGG", "s2": "LGG"}).set_index(["subset", "subject"])
+    assert len(gaps) == 8  # 2 subsets x 4 patients; the patient without target is left out
+    assert gaps.loc[("paper key", "s2"), "dice_diff_vs_baseline"] == pytest.approx(0.5 - 0.8)
+    assert gaps.loc[("paper complement", "s1"), "dice_diff_vs_baseline"] == pytest.approx(0.2 - 0.8)
+    assert gaps.loc[("paper key", "s3"), "target_pixels"] == 99
+    assert gaps.loc[("paper key", "s3"), "grade"] == "unknown" and gaps.loc[("paper key", "s0"), "grade"] == "HGG"
+
+
 def test_integrated_gradients_complete_with_exact_solver_gradients():
     """IG's completeness holds for the derivative of the discrete RK4 solve ('autograd'); the
     adjoint's backward solve only approximates it, so its error does not vanish with more steps.

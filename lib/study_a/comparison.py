@@ -243,6 +243,22 @@ def dice_by_grade(per_patient: pd.DataFrame, grades: Mapping[str, str | None]) -
     return out
 
 
+def dice_gaps(per_patient: pd.DataFrame, grades: Mapping[str, str | None]) -> pd.DataFrame:
+    """Per (subset, patient with some target): out-of-fold Dice minus the baseline's for the same
+    patient, with the patient's target size (pixels over its slices) and grade. Shows whether a
+    subset's shortfall is spread over all patients or carried by a few (e.g. tiny targets)."""
+    per_patient = average_over_seeds(per_patient)
+    table = per_patient[per_patient["target_pixels"] > 0]
+    base = table[table["subset"] == "baseline"].set_index("subject")["dice"]
+    rows = table[table["subset"] != "baseline"]
+    rows = rows[rows["subject"].isin(base.index)]
+    return pd.DataFrame({"subset": rows["subset"].to_numpy(), "inputs": rows["inputs"].to_numpy(),
+                         "subject": rows["subject"].to_numpy(),
+                         "grade": rows["subject"].map(grades).fillna("unknown").to_numpy(),
+                         "target_pixels": rows["target_pixels"].to_numpy(),
+                         "dice_diff_vs_baseline": (rows["dice"].to_numpy() - base[rows["subject"]].to_numpy())})
+
+
 def paper_table_one(target: str) -> pd.DataFrame:
     """Table I of the paper for ``target``, as printed (its own column labels)."""
     from lib.paper_numbers import STUDY_A_TABLE_I

@@ -400,7 +400,7 @@ median_size = float(gaps["target_pixels"].median()) if len(gaps) else float("nan
 gap_lines = []
 for role, one in gaps.groupby("subset", sort=False):
     small, large = one[one["target_pixels"] < median_size], one[one["target_pixels"] >= median_size]
-    by_grade_text = ", ".join(f"{g} {v:+.3f} (n = {n})" for g, (v, n) in
+    by_grade_text = ", ".join(f"{g} {v:+.3f} (n = {int(n)})" for g, (v, n) in
                               one.groupby("grade")["dice_diff_vs_baseline"].agg(["mean", "count"]).iterrows())
     gap_lines.append(f"- {role} ({one['inputs'].iloc[0]}): mean difference {one['dice_diff_vs_baseline'].mean():+.3f}; "
                      f"by grade {by_grade_text}; patients below the median target size ({median_size:.0f} px) "
@@ -575,7 +575,7 @@ for _, row in verdict.iterrows():
              f"{row[f'renamed, on {swap[0]}+{swap[1]} only']})." if swap and f"renamed {swap[0]}↔{swap[1]}" in row else "")
     lines.append(f"- {row['measure']}: {row['key modalities (seeds)']} → **{row['verdict']}**.{extra}")
 for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
-    lines.append(f"- Diagnostic subset {row['inputs']} (no verdict reads it): Dice {row['subset_dice']:.3f} vs "
+    lines.append(f"- {row['subset'].replace('diagnostic: ', 'Diagnostic subset ')} (no verdict reads it): Dice {row['subset_dice']:.3f} vs "
                  f"baseline {row['baseline_dice']:.3f} (difference {row['dice_mean_diff_vs_baseline']:+.3f}, "
                  f"p = {row['p_by_patient']:.2g} by patient).")
 lines.append(f"- Pixel separability from healthy brain (AUC), T1ce alone vs T1ce with T1 as reference: enhancing rim "

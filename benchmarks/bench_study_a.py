@@ -7,6 +7,9 @@ Measures, in one run, on random 4-modality images (cost does not depend on the v
 
 * training slices/s with the adjoint (the paper's sensitivity method) and with autograd
   (backpropagation through the RK4 steps), via `lib.train.train_segmenter`;
+* with ``--variant-width W``: training slices/s of the labelled variant whose vector field is one
+  U-Net of base width W per modality (`PerModalityVectorField`), per sensitivity, and how many
+  times slower it trains than the paper's shared field;
 * inference slices/s (`lib.train.predict_logits`);
 * peak memory of one forward + backward per sensitivity, each in a fresh subprocess (CPU: the
   peak resident set size above the resident set before, from /proc/self/status VmHWM after
@@ -64,15 +67,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/benchmarks/study_a.json")
+    parser.add_argument("--variant-width", type=int, default=0,
+                        help="also time the per-modality vector field (one U-Net of this width per modality; 0: skip)")
     parser.add_argument("--memory-probe", choices=SENSITIVITIES, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def build_model(args, device: torch.device) -> NeuralODESegmenter:
+def build_model(args, device: torch.device, vector_field: str = "shared") -> NeuralODESegmenter:
     torch.manual_seed(args.seed)
     # a non-zero field: the default zero-initialised one costs the same but flows nowhere
+    width = args.width if vector_field == "shared" else args.variant_width
     model = NeuralODESegmenter(
-        MODALITIES, base_width=args.width, depth=args.depth, train_steps=args.train_steps, zero_init_field=False
+        MODALITIES, base_width=width, depth=args.depth, train_steps=args.train_steps, zero_init_field=False,
+        vector_field=vector_field,
     )
     return model.to(device)
 
@@ -152,11 +159,11 @@ def run_memory_probe(args, mode: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def training_throughput(args, device: torch.device) -> dict:
+def training_throughput(args, device: torch.device, vector_field: str = "shared") -> dict:
     images, masks = random_data(args.batch * args.train_batches, args.size, args.seed)
     report = {}
     for mode in SENSITIVITIES:
-        model = build_model(args, device)
+        model = build_model(args, device, vector_field)
         model.sensitivity = mode
         config = TrainConfig(epochs=1, batch_size=args.batch, device=str(device), seed=args.seed, progress=False)
         train_segmenter(model, images[: args.batch], masks[: args.batch], config)  # warm-up batch
@@ -257,6 +264,14 @@ def main(argv=None) -> dict:
     print("memory:", json.dumps(memory), flush=True)
     report["training"] = training_throughput(args, device)
     print("training:", json.dumps(report["training"]), flush=True)
+    if args.variant_width:
+        variant = training_throughput(args, device, "per_modality")
+        variant["parameters"] = count_parameters(build_model(args, device, "per_modality"))
+        for mode in SENSITIVITIES:
+            variant[f"slowdown_{mode}"] = (report["training"][mode]["slices_per_second"]
+                                           / variant[mode]["slices_per_second"])
+        report["training_per_modality_field"] = variant
+        print("training, per-modality field:", json.dumps(variant), flush=True)
     report["inference"] = inference_throughput(args, device)
     print("inference:", json.dumps(report["inference"]), flush=True)
     report["flow"] = flow_rendering(args, device)

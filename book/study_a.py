@@ -21,7 +21,8 @@
 # selects, and its confirmation by U-Nets on subsets of modalities (Table I). Then what the paper did
 # not do: the same question answered by measures that do not depend on which ODE channel carries
 # which modality (occlusion, integrated gradients), over seeds, with the modality files renamed,
-# and against the phantom's planted truth.
+# and against the phantom's planted truth; and a labelled variant whose vector field cannot mix
+# the modalities (one U-Net per modality), to tell whether the ACC fails because channels mix.
 #
 # **What it needs.** The cohort of the data chapter (generated on first use). The parameter file
 # names the target (ET, TC or WT) and the profile; `paper` profiles use the paper's settings on real
@@ -453,7 +454,8 @@ if swap:
         e = explain_ode(P, swapped, model, seed, history)
         original = explained.get(seed)  # the same seed on the original cohort, when it was run
         readings = {"ACC (printed)": lambda x: x.key_acc, "ACC (printed, top-ranked)": lambda x: top_ranked(x.key_acc),
-                    "ACC (polarity-aware)": lambda x: x.key_acc_polarity, "occlusion": lambda x: x.key_occlusion,
+                    "ACC (polarity-aware)": lambda x: x.key_acc_polarity,
+                    "ACC (logit share)": lambda x: x.key_acc_logit_share, "occlusion": lambda x: x.key_occlusion,
                     "occlusion (largest single drop)": lambda x: top_ranked(x.key_occlusion),
                     "integrated gradients": lambda x: x.key_attribution,
                     "integrated gradients (largest share)": lambda x: top_ranked(x.key_attribution)}
@@ -486,6 +488,60 @@ run.table("permutation", permutation)
 permutation
 
 # %% [markdown]
+# ## A variant the paper lacks: one U-Net per modality
+#
+# Eq. (6)–(7) read ODE *channels*, and the channel-mixing diagnostic above shows how far the paper's
+# shared vector field lets a channel drift from its own modality. This variant (not in the paper;
+# `lib.models.PerModalityVectorField`, seeds in `variant_per_modality_seeds`) removes mixing by
+# construction: channel $k$ evolves under its own U-Net, which sees only $I^k$, so $I_t^k$ depends on
+# $I_0^k$ alone at every $t$, and the modalities meet only in the readout of Eq. (4), as a weighted
+# sum. If the paper's ACC failed only because channels mix, it should name the reference here.
+# Same training, Eq. (5)–(7), rules, occlusion and integrated gradients as above.
+#
+# Beside it, one more reading of the same flows for both models: the **logit share**, each channel's
+# share of the foreground-pushing logit inside $\gamma$ (`lib.explain.acc.logit_share`), under the
+# same ACC rule. Eq. (6) credits channel $k$ only where it outweighs all the other channels
+# *together*; a segmentation that needs evidence from two modalities at once never shows such a
+# winner, whatever the channels carry. The share asks for no winner.
+
+# %%
+VARIANT_SEEDS = P["variant_per_modality_seeds"]
+variant = {}
+for seed in VARIANT_SEEDS:
+    model, history = train_ode(P, data, seed, vector_field="per_modality",
+                               checkpoint=run.checkpoint(f"ode-{TARGET}-per-modality-seed{seed}.pt"))
+    variant[seed] = explain_ode(P, data, model, seed, history)
+variant_readings = {"ACC (printed)": lambda x: x.key_acc, "ACC (printed, top-ranked)": lambda x: top_ranked(x.key_acc),
+                    "ACC (polarity-aware)": lambda x: x.key_acc_polarity,
+                    "ACC (logit share)": lambda x: x.key_acc_logit_share,
+                    "occlusion": lambda x: x.key_occlusion, "integrated gradients": lambda x: x.key_attribution}
+variant_rows = []
+for field_name, group in (("shared (the paper's)", explained), ("one U-Net per modality (variant)", variant)):
+    for s, e in group.items():
+        variant_rows.append({"vector field": field_name, "seed": s, "test Dice": mean_dice(e.scores),
+                             "lowest self-fidelity": float(e.fidelity.min()),
+                             "final μ per modality (printed)": ", ".join(f"{k} {v:.2g}" for k, v in e.key_acc.scores.items()),
+                             "final logit share per modality": ", ".join(f"{k} {v:.2g}" for k, v in
+                                                                         e.key_acc_logit_share.scores.items()),
+                             **{reading: key_label(read(e).key) for reading, read in variant_readings.items()}})
+variant_table = pd.DataFrame(variant_rows)
+run.table("per-modality-variant", variant_table)
+if variant:
+    for curve, figure_name, label in (("printed", "acc", "ACC (Eq. 6–7 as printed)"),
+                                      ("logit_share", "logit-share", "Logit share inside γ")):
+        fig = acc_panels({s: e.acc.curves(curve) for s, e in variant.items()}, data.modalities,
+                         title=f"{label}, one U-Net per modality (variant), {TARGET}")
+        run.figure(f"{figure_name}-per-modality-{TARGET}", fig)
+        plt.show()
+    variant_readout = pd.concat([e.readout.assign(seed=s) for s, e in variant.items()])
+    run.table("per-modality-variant-readout", variant_readout)
+    display(Markdown("Readout weights of the variant (Eq. 4), per seed:"))
+    display(variant_readout.round(3))
+else:
+    display(Markdown("`variant_per_modality_seeds` is empty in this parameter file: the variant was not run."))
+variant_table.round(3)
+
+# %% [markdown]
 # ## The verdict
 #
 # One row per measure of modality importance: the reference (the phantom's planted truth; on real
@@ -493,7 +549,8 @@ permutation
 # The rules are fixed in `lib` and in the parameter file before any run; nothing here knows the answer.
 # Each measure is read twice: by its rule (thresholds, redundancy, convergence), and *top-ranked*
 # (the single modality with the highest score, no threshold) — the most lenient reading there is.
-# "partly" means the seeds' keys overlap the reference without all equalling it.
+# "partly" means the seeds' keys overlap the reference without all equalling it. Rows named
+# "variant" read the per-modality model of the section above (not in the paper).
 
 # %%
 subset_result = subset_verdict(tests, holds_contrasts(P["paper_key_modalities"], reference),
@@ -503,17 +560,28 @@ measures = {
     "ACC, Eq. 6-7 as printed (paper's rule)": [e.key_acc for e in explained.values()],
     "ACC, printed, top-ranked final μ": [top_ranked(e.key_acc) for e in explained.values()],
     "ACC, polarity-aware variant": [e.key_acc_polarity for e in explained.values()],
+    "ACC, logit-share variant": [e.key_acc_logit_share for e in explained.values()],
     "occlusion": [e.key_occlusion for e in explained.values()],
     "occlusion, largest single drop": [top_ranked(e.key_occlusion) for e in explained.values()],
     "integrated gradients": [e.key_attribution for e in explained.values()],
     "integrated gradients, largest share": [top_ranked(e.key_attribution) for e in explained.values()],
 }
+VARIANT_MEASURES = {  # the per-modality variant's own verdicts (not in the paper), when it was run
+    "variant, one U-Net per modality: ACC as printed": "key_acc",
+    "variant, one U-Net per modality: ACC, polarity-aware": "key_acc_polarity",
+    "variant, one U-Net per modality: ACC, logit share": "key_acc_logit_share",
+    "variant, one U-Net per modality: occlusion": "key_occlusion",
+    "variant, one U-Net per modality: integrated gradients": "key_attribution",
+}
+if variant:
+    measures.update({name: [getattr(e, field) for e in variant.values()] for name, field in VARIANT_MEASURES.items()})
 verdict = verdict_rows(TARGET, reference, reference_source, measures, subset_result)
 if len(permutation):
     follows_by_measure = permutation.groupby("measure")["verdict"].agg(lambda v: ", ".join(sorted(set(v))))
     name_map = {"ACC, Eq. 6-7 as printed (paper's rule)": "ACC (printed)",
                 "ACC, printed, top-ranked final μ": "ACC (printed, top-ranked)",
-                "ACC, polarity-aware variant": "ACC (polarity-aware)", "occlusion": "occlusion",
+                "ACC, polarity-aware variant": "ACC (polarity-aware)", "ACC, logit-share variant": "ACC (logit share)",
+                "occlusion": "occlusion",
                 "occlusion, largest single drop": "occlusion (largest single drop)",
                 "integrated gradients": "integrated gradients",
                 "integrated gradients, largest share": "integrated gradients (largest share)",
@@ -531,6 +599,9 @@ key_modalities = {
     "acc_selection": [{"seed": s, "key": list(e.key_acc.key), "scores": e.key_acc.scores, "reasons": e.key_acc.reasons}
                       for s, e in explained.items()],
     "acc_polarity_aware_selection": [{"seed": s, "key": list(e.key_acc_polarity.key)} for s, e in explained.items()],
+    "acc_logit_share_selection": [{"seed": s, "key": list(e.key_acc_logit_share.key)} for s, e in explained.items()],
+    "variant_per_modality_acc_selection": [{"seed": s, "key": list(e.key_acc.key), "scores": e.key_acc.scores}
+                                           for s, e in variant.items()],
     "occlusion_selection": [{"seed": s, "key": list(e.key_occlusion.key)} for s, e in explained.items()],
     "attribution_selection": [{"seed": s, "key": list(e.key_attribution.key)} for s, e in explained.items()],
     "acc_rule": explained[SEEDS[0]].key_acc.params,
@@ -542,9 +613,15 @@ summary = {"target": TARGET, "seeds": len(SEEDS), "train_patients": len(data.tra
 for s, e in explained.items():
     summary[f"ode_test_dice_seed{s}"] = mean_dice(e.scores)
 summary["ode_test_dice_mean"] = float(np.mean([mean_dice(e.scores) for e in explained.values()]))
+for s, e in variant.items():
+    summary[f"variant_per_modality_test_dice_seed{s}"] = mean_dice(e.scores)
+variant_short = {"key_acc": "acc", "key_acc_polarity": "acc_polarity", "key_acc_logit_share": "acc_logit_share",
+                 "key_occlusion": "occlusion", "key_attribution": "attribution"}
 for _, row in verdict.iterrows():
     short = {"ACC, Eq. 6-7 as printed (paper's rule)": "acc", "ACC, printed, top-ranked final μ": "acc_top",
-             "ACC, polarity-aware variant": "acc_polarity", "occlusion": "occlusion",
+             "ACC, polarity-aware variant": "acc_polarity", "ACC, logit-share variant": "acc_logit_share",
+             "occlusion": "occlusion",
+             **{name: f"variant_per_modality_{variant_short[field]}" for name, field in VARIANT_MEASURES.items()},
              "occlusion, largest single drop": "occlusion_top", "integrated gradients": "attribution",
              "integrated gradients, largest share": "attribution_top",
              "U-Net subset comparison (Table I)": "subset_unet"}[row["measure"]]
@@ -570,6 +647,9 @@ run.write_summary(summary)
 lines = [f"- **Target {TARGET}**, {len(SEEDS)} seeds, {this_build}; reference: {key_label(reference)} ({reference_source})."]
 lines.append(f"- Neural ODE test Dice per seed: " + ", ".join(f"{summary[f'ode_test_dice_seed{s}']:.3f}" for s in SEEDS)
              + f" (paper, Table II: {STUDY_A_TABLE_II[TARGET]['Dice']:.3f} on BraTS 2020).")
+if variant:
+    lines.append("- Variant with one U-Net per modality (not in the paper), test Dice per seed: "
+                 + ", ".join(f"{summary[f'variant_per_modality_test_dice_seed{s}']:.3f}" for s in variant) + ".")
 for _, row in verdict.iterrows():
     extra = (f" Renamed files: {row[f'renamed {swap[0]}↔{swap[1]}']} (on {swap[0]}+{swap[1]} only: "
              f"{row[f'renamed, on {swap[0]}+{swap[1]} only']})." if swap and f"renamed {swap[0]}↔{swap[1]}" in row else "")

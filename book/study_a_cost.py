@@ -70,20 +70,25 @@ def flat_table(report: dict, drop=("command", "config.out")) -> pd.DataFrame:
 # `benchmarks/bench_study_a.py` with the model of this profile. The peak memory is measured in a fresh
 # process per method (the resident set above what it was before one forward + backward; on a GPU the
 # allocator's peak). The 100 separate solves are extrapolated from every 10th one, by the exact count of
-# RK4 steps (the table says how many were timed).
+# RK4 steps (the table says how many were timed). The same training timed for the labelled variant
+# of the study A pages whose vector field is one U-Net per modality.
 
 # %% tags=["hide-input"]
 if P["run_benchmark"]:
     bench_file = run.sub("benchmark.json")
     run_script("benchmarks/bench_study_a.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
                "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
-               "--batch", str(P["ode_batch_size"]), "--device", P["device"], "--out", str(bench_file))
+               "--batch", str(P["ode_batch_size"]), "--device", P["device"], "--out", str(bench_file),
+               "--variant-width", str(P["variant_per_modality_width"]),
+               *(("--threads", str(P["num_threads"])) if P["num_threads"] else ()))
     ode_bench = flat_table(json.loads(bench_file.read_text()))
     run.table("benchmark", ode_bench, index=True)
     for key in ("training.adjoint.slices_per_second", "training.autograd.slices_per_second", "training.autograd_speedup",
                 "inference.slices_per_second", "memory_forward_backward.adjoint.peak_mib",
                 "memory_forward_backward.autograd.peak_mib", "flow.one_solve_seconds", "flow.separate_solves_seconds",
-                "flow.ratio_separate_over_one"):
+                "flow.ratio_separate_over_one", "training_per_modality_field.adjoint.slices_per_second",
+                "training_per_modality_field.autograd.slices_per_second",
+                "training_per_modality_field.slowdown_adjoint", "training_per_modality_field.slowdown_autograd"):
         summary[f"bench_{key.replace('.', '_')}"] = float(ode_bench.loc[key, "value"])
     display(ode_bench)
     display(Markdown(
@@ -94,7 +99,12 @@ if P["run_benchmark"]:
         f"{summary['bench_memory_forward_backward_autograd_peak_mib']:.0f} MiB. Inference "
         f"{summary['bench_inference_slices_per_second']:.1f} slices/s. The 101-frame flow: one solve "
         f"{summary['bench_flow_one_solve_seconds']:.2f} s, 100 separate solves "
-        f"{summary['bench_flow_separate_solves_seconds']:.1f} s ({summary['bench_flow_ratio_separate_over_one']:.0f}×)."))
+        f"{summary['bench_flow_separate_solves_seconds']:.1f} s ({summary['bench_flow_ratio_separate_over_one']:.0f}×). "
+        f"The labelled variant with one U-Net of width {P['variant_per_modality_width']} per modality as the vector "
+        f"field (a section of each study A page) trains "
+        f"{summary['bench_training_per_modality_field_autograd_slices_per_second']:.1f} slices/s with backpropagation "
+        f"through the solver, {summary['bench_training_per_modality_field_slowdown_autograd']:.2f}× slower than the "
+        f"shared field ({summary['bench_training_per_modality_field_slowdown_adjoint']:.2f}× with the adjoint)."))
 else:
     print("Benchmark not run (run_benchmark: false in the parameter file).")
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -96,6 +97,27 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+# The kernel that executes a chapter inherits MPLBACKEND. With a non-interactive backend (the
+# Makefile exports Agg for scripts and tests, as do many headless servers) plt.show() draws nothing
+# into the notebook and every figure is missing from the book; the inline backend is headless too.
+KERNEL_MPLBACKEND = "module://matplotlib_inline.backend_inline"
+
+
+@contextmanager
+def kernel_environment():
+    """os.environ for a chapter's kernel while it starts: MPLBACKEND = the inline backend
+    (figures land in the executed notebook); the caller's value is restored afterwards."""
+    previous = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = KERNEL_MPLBACKEND
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = previous
 
 
 def environment() -> dict[str, Any]:
@@ -211,15 +233,16 @@ def run(
         nbformat.write(nb, str(source_nb))
         log(f"running {display(script)} with {display(params_file)} -> {display(final_dir)}")
         try:
-            papermill.execute_notebook(
-                str(source_nb),
-                str(work_dir / NOTEBOOK),
-                parameters={"params_file": str(resolved_params), "run_dir": str(work_dir)},
-                kernel_name="python3",
-                cwd=str(REPO_ROOT),
-                progress_bar=False,
-                log_output=log_output,
-            )
+            with kernel_environment():
+                papermill.execute_notebook(
+                    str(source_nb),
+                    str(work_dir / NOTEBOOK),
+                    parameters={"params_file": str(resolved_params), "run_dir": str(work_dir)},
+                    kernel_name="python3",
+                    cwd=str(REPO_ROOT),
+                    progress_bar=False,
+                    log_output=log_output,
+                )
         except Exception as err:  # papermill wraps the kernel's error
             failed = study_dir / f"{name}.failed.ipynb"
             if (work_dir / NOTEBOOK).is_file():

@@ -102,6 +102,14 @@ STUDY_A = {
     "ode_depth": Field("int", default=5, minimum=2, maximum=6, help="U-Net levels; the paper's Fig. 3A has 5"),
     "ode_train_steps": Field("int", default=10, minimum=1, help="RK4 steps on [0, 1] in training (the grid is the step)"),
     "ode_sensitivity": Field("str", default="adjoint", choices=("adjoint", "autograd")),
+    # A labelled variant beside the paper's model, trained and explained in its own section.
+    "variant_per_modality_seeds": Field("list[int]", default=[],
+                                        help="seeds of a variant ODE (not in the paper) whose vector field is one "
+                                             "U-Net per modality, each seeing only its own channel, so Eq. (6)-(7) "
+                                             "attribute to modalities, not mixed channels ([] skips it)"),
+    "variant_per_modality_width": Field("int", default=4, minimum=2,
+                                        help="base width of each per-modality U-Net (4 U-Nets of width 4 have "
+                                             "about the parameters of one shared U-Net of width 8)"),
     "ode_epochs": Field("int", default=20, minimum=1),
     "ode_batch_size": Field("int", default=16, minimum=1),
     "ode_lr": Field("float", default=1e-3, minimum=0.0),
@@ -168,6 +176,7 @@ STUDY_A = {
 STUDY_A_COST = {
     **COMMON,
     **{key: STUDY_A[key] for key in ("ode_base_width", "ode_depth", "ode_train_steps", "ode_batch_size",
+                                      "variant_per_modality_width",
                                       "unet_base_width", "unet_depth", "unet_batch_size")},
     "image_size": DATA["image_size"],
     "run_benchmark": Field("bool", default=True, help="run the benchmarks (false: the page only says so)"),

@@ -172,6 +172,21 @@ def test_logit_share_splits_between_redundant_channels():
     assert np.isnan(acc.logit_share(frames, [1.0, 1.0, 1.0], np.zeros_like(gamma))).all()
 
 
+def test_a_segmentation_that_needs_two_channels_gets_no_eq6_credit_but_an_even_logit_share():
+    # Channel 0 is bright on the left half, channel 1 on the right three quarters; with bias -1.5
+    # the model segments only where both are bright (an AND of two modalities' evidence).
+    frames = np.zeros((1, 1, 2, 1, 4), dtype=np.float32)
+    frames[0, 0, 0, 0] = [1.0, 1.0, 0.0, 0.0]
+    frames[0, 0, 1, 0] = [0.0, 1.0, 1.0, 1.0]
+    w, b = np.array([1.0, 1.0]), -1.5
+    gamma = acc.final_segmentation(frames[-1], w, b)
+    np.testing.assert_array_equal(gamma, [[[False, True, False, False]]])
+    eta = acc.binarised_contribution(frames, w)
+    assert not eta[0, 0, :, 0, 1].any()  # inside gamma neither channel outweighs the other: no winner
+    np.testing.assert_allclose(acc.accumulated_contribution(eta, gamma)[0, 0], [0.0, 0.0])
+    np.testing.assert_allclose(acc.logit_share(frames, w, gamma)[0, 0], [0.5, 0.5])
+
+
 # ---------------------------------------------------------------- Eq. (7): mu
 
 

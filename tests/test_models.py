@@ -13,6 +13,7 @@ from torchdyn.core import NeuralODE
 from lib.models import (
     NeuralODESegmenter,
     ODEVectorField,
+    PerModalityVectorField,
     SegmentationUNet,
     UNet2D,
     adjoint_gradient_error,
@@ -340,3 +341,61 @@ def test_segmentation_unet_shape_modalities_and_prior_bias():
     assert not hasattr(model, "readout")
     with pytest.raises(ValueError):
         model(torch.randn(2, 4, 16, 16))
+
+
+# --- the per-modality vector field (a labelled variant, not in the paper) ------------------------
+
+
+def _perturb_one_channel(x: torch.Tensor, k: int) -> torch.Tensor:
+    other = x.clone()
+    other[:, k] = other[:, k] + torch.randn_like(other[:, k])
+    return other
+
+
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_per_modality_field_keeps_each_channel_a_function_of_its_own_modality(time_dependent):
+    torch.manual_seed(0)
+    model = tiny_segmenter(vector_field="per_modality", zero_init_field=False, time_dependent=time_dependent)
+    assert isinstance(model.vector_field, PerModalityVectorField)
+    x, _ = toy_batch(n=3)
+    _, frames = model.flow(x, n_frames=11)
+    # Changing the T1-Ce input leaves the FLAIR channel's whole trajectory untouched, and vice versa.
+    _, after = model.flow(_perturb_one_channel(x, 1), n_frames=11)
+    assert torch.equal(after[:, :, 0], frames[:, :, 0])
+    assert not torch.allclose(after[:, :, 1], frames[:, :, 1])
+    _, after = model.flow(_perturb_one_channel(x, 0), n_frames=11)
+    assert torch.equal(after[:, :, 1], frames[:, :, 1])
+    assert not torch.allclose(after[:, :, 0], frames[:, :, 0])
+
+
+def test_shared_field_mixes_channels_where_the_per_modality_one_cannot():
+    torch.manual_seed(0)
+    model = tiny_segmenter(zero_init_field=False)
+    x, _ = toy_batch(n=3)
+    _, frames = model.flow(x, n_frames=5)
+    _, after = model.flow(_perturb_one_channel(x, 1), n_frames=5)
+    assert not torch.allclose(after[-1, :, 0], frames[-1, :, 0])  # the control: FLAIR's channel moved
+
+
+def test_per_modality_field_has_one_unet_per_modality_and_rebuilds_from_its_checkpoint(tmp_path):
+    from lib.train import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = tiny_segmenter(vector_field="per_modality", zero_init_field=False)
+    assert len(model.vector_field.unets) == len(MODALITIES)
+    assert all(u.in_channels == 1 and u.out_channels == 1 for u in model.vector_field.unets)
+    one = UNet2D(1, 1, base_width=4, depth=2)
+    assert count_parameters(model.vector_field) == len(MODALITIES) * count_parameters(one)
+    x, _ = toy_batch()
+    save_checkpoint(model, tmp_path / "variant.pt")
+    rebuilt, _ = load_checkpoint(tmp_path / "variant.pt")
+    assert isinstance(rebuilt.vector_field, PerModalityVectorField)
+    torch.testing.assert_close(rebuilt(x), model.eval()(x))
+    assert model.vector_field.nfe > 0
+
+
+def test_per_modality_field_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="vector_field must be one of"):
+        tiny_segmenter(vector_field="grouped")
+    with pytest.raises(ValueError, match="1 input and 1 output"):
+        PerModalityVectorField([UNet2D(2, 1, base_width=4, depth=2)])

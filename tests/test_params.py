@@ -94,7 +94,7 @@ def test_cost_page_measures_the_models_of_its_profile(profile):
     from lib.schemas import STUDY_A_COST
 
     cost = P.load(REPO_ROOT / f"params/study_a/cost-{profile}.yaml")
-    sizes = [key for key in STUDY_A_COST if key.startswith(("ode_", "unet_")) or key == "image_size"]
+    sizes = [key for key in STUDY_A_COST if key.startswith(("ode_", "unet_", "variant_per_modality_width")) or key == "image_size"]
     for target in ("et", "tc", "wt"):
         study = P.load(REPO_ROOT / f"params/study_a/{target}-{profile}.yaml")
         assert cost["profile"] == study["profile"] == profile

@@ -119,3 +119,21 @@ def test_book_plan_substitutes_profile(tmp_path):
     plan.write_text("runs: {}\n")
     with pytest.raises(ParamsError, match="expected a key 'runs' holding a list"):
         runner.load_book_plan(plan, "smoke")
+
+
+def test_figures_reach_the_executed_notebook_even_with_agg_exported(toy, monkeypatch):
+    # The Makefile exports MPLBACKEND=Agg; a kernel that inherited it would show no figure.
+    chapter, params, results = toy
+    chapter.write_text(TOY_CHAPTER + textwrap.dedent(
+        """
+        # %%
+        import matplotlib.pyplot as plt
+        plt.plot([0, 1], [1, 0])
+        plt.show()
+        """))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    runner.run(chapter, params, results_root=results, log_output=False)
+    executed = json.loads((results / "toy" / "toy-smoke" / "notebook.ipynb").read_text())
+    outputs = [o for cell in executed["cells"] for o in cell.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert runner.os.environ["MPLBACKEND"] == "Agg"  # the caller's environment is restored

@@ -2,8 +2,10 @@
 
 from lib.models.node import (
     SENSITIVITIES,
+    VECTOR_FIELDS,
     NeuralODESegmenter,
     ODEVectorField,
+    PerModalityVectorField,
     SegmentationUNet,
     adjoint_gradient_error,
     stage_grid,
@@ -14,6 +16,8 @@ __all__ = [
     "UNet2D",
     "count_parameters",
     "ODEVectorField",
+    "PerModalityVectorField",
+    "VECTOR_FIELDS",
     "NeuralODESegmenter",
     "SegmentationUNet",
     "SENSITIVITIES",

@@ -34,6 +34,8 @@ from lib.models.unet import UNet2D
 
 __all__ = [
     "ODEVectorField",
+    "PerModalityVectorField",
+    "VECTOR_FIELDS",
     "NeuralODESegmenter",
     "SegmentationUNet",
     "SENSITIVITIES",
@@ -42,6 +44,9 @@ __all__ = [
 ]
 
 SENSITIVITIES = ("adjoint", "autograd")
+# "shared": the paper's one U-Net over all m channels; "per_modality": a variant (not in the paper)
+# that keeps each channel a function of its own modality (`PerModalityVectorField`).
+VECTOR_FIELDS = ("shared", "per_modality")
 
 # TorchDyn warns "Setting tolerances has no effect on fixed-step methods" on every (adjoint) solve
 # whose tolerances differ from its odeint defaults (1e-3); 1e-3 is also the paper's value.
@@ -103,6 +108,47 @@ class ODEVectorField(nn.Module):
         return self.unet(x)
 
 
+class PerModalityVectorField(nn.Module):
+    """VARIANT of f in Eq. (1) (not in the paper): one U-Net per modality, f^k(I) = g^k(I^k).
+
+    The paper's f mixes all channels, so after the flow the channel named T1-Ce need not carry T1-Ce
+    any more (the pilot's channel mixing), and Eq. (6)-(7) then attribute to a *channel*, not to a
+    modality. Here channel k evolves under its own U-Net g^k that sees only I^k (and t when
+    time-dependent): I_t^k depends on I_0^k alone, for every t, by construction. The readout of
+    Eq. (4) is unchanged, so the modalities meet only there, additively (a generalised additive
+    model: γ = σ(Σ_k w^k Φ^k(I_0^k) + b)); cross-modality interactions other than a weighted sum
+    are out of its reach, which costs Dice where a target needs them.
+
+    x (N, m, H, W) -> (N, m, H, W). ``unets``: m U-Nets with 1 (+1 for t) input and 1 output channel.
+    """
+
+    def __init__(self, unets: Sequence[UNet2D], time_dependent: bool = False):
+        super().__init__()
+        expected_in = 1 + int(time_dependent)
+        for unet in unets:
+            if unet.in_channels != expected_in or unet.out_channels != 1:
+                raise ValueError(f"each per-modality U-Net needs {expected_in} input and 1 output channel, got "
+                                 f"{unet.in_channels} and {unet.out_channels}")
+        self.unets = nn.ModuleList(unets)
+        self.time_dependent = time_dependent
+        self.nfe = 0
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, args=None) -> torch.Tensor:
+        """dI^k/dt = g^k(I^k) for each channel k: x (N, m, H, W) -> (N, m, H, W)."""
+        self.nfe += 1
+        if x.shape[1] != len(self.unets):
+            raise ValueError(f"expected {len(self.unets)} channels, got {x.shape[1]}")
+        stage = None
+        if self.time_dependent:
+            stage = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1)[0]
+            stage = stage.expand(x.shape[0], 1, *x.shape[2:])
+        outputs = []
+        for k, unet in enumerate(self.unets):
+            channel = x[:, k:k + 1]
+            outputs.append(unet(channel if stage is None else torch.cat([channel, stage], dim=1)))
+        return torch.cat(outputs, dim=1)
+
+
 class NeuralODESegmenter(nn.Module):
     """The neural ODE of Fig. 3B, study A: images (N, m, H, W) -> segmentation logits (N, 1, H, W).
 
@@ -122,9 +168,13 @@ class NeuralODESegmenter(nn.Module):
         zero_init_field: start f at exactly 0 (zero final 1x1 conv of the U-Net), so the untrained
             flow is the identity (I_t = I_0) and any change along t is learned. The first update
             reaches only that final conv; the rest of the U-Net trains from the second.
+        vector_field: "shared" (the paper's: one U-Net over all m channels, `ODEVectorField`) or
+            "per_modality" (a labelled variant: one U-Net of `base_width` per modality, each seeing
+            only its own channel, `PerModalityVectorField`; about m times the shared field's cost).
 
     Attributes:
-        modalities: tuple of channel names. vector_field: the `ODEVectorField`. node: the TorchDyn
+        modalities: tuple of channel names. vector_field: the `ODEVectorField` (or
+        `PerModalityVectorField`). node: the TorchDyn
         `NeuralODE` around it. readout: `nn.Conv2d(m, 1, 1)`, Eq. (4)'s w^k and bias b.
 
     The TorchDyn `NeuralODE` is kept outside the module tree (it only wraps `vector_field`) so the
@@ -143,9 +193,12 @@ class NeuralODESegmenter(nn.Module):
         width_multiplier: int = 2,
         time_dependent: bool = False,
         zero_init_field: bool = True,
+        vector_field: str = "shared",
     ):
         super().__init__()
         self.modalities = _check_modalities(modalities)
+        if vector_field not in VECTOR_FIELDS:
+            raise ValueError(f"vector_field must be one of {VECTOR_FIELDS}, got {vector_field!r}")
         if train_steps < 1:
             raise ValueError(f"train_steps must be >= 1, got {train_steps}")
         if sensitivity not in SENSITIVITIES:
@@ -161,18 +214,19 @@ class NeuralODESegmenter(nn.Module):
             width_multiplier=width_multiplier,
             time_dependent=time_dependent,
             zero_init_field=zero_init_field,
+            vector_field=vector_field,
         )
         m = len(self.modalities)
         self.train_steps = train_steps
-        unet = UNet2D(
-            m + int(time_dependent),
-            m,
-            base_width=base_width,
-            depth=depth,
-            width_multiplier=width_multiplier,
-            zero_init_output=zero_init_field,
-        )
-        self.vector_field = ODEVectorField(unet, time_dependent=time_dependent)
+
+        def unet(channels_in: int, channels_out: int) -> UNet2D:
+            return UNet2D(channels_in + int(time_dependent), channels_out, base_width=base_width, depth=depth,
+                          width_multiplier=width_multiplier, zero_init_output=zero_init_field)
+
+        if vector_field == "shared":
+            self.vector_field = ODEVectorField(unet(m, m), time_dependent=time_dependent)
+        else:
+            self.vector_field = PerModalityVectorField([unet(1, 1) for _ in range(m)], time_dependent=time_dependent)
         node = NeuralODE(
             self.vector_field,
             solver=solver,

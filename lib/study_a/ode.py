@@ -30,21 +30,26 @@ def ode_train_config(params: Mapping[str, Any], seed: int) -> TrainConfig:
                        lr_schedule=params["ode_lr_schedule"])
 
 
-def build_ode(params: Mapping[str, Any], data: StudyAData) -> NeuralODESegmenter:
-    """Fig. 3B with the params' vector-field size; readout bias at the prior log-odds if asked."""
+def build_ode(params: Mapping[str, Any], data: StudyAData, vector_field: str = "shared") -> NeuralODESegmenter:
+    """Fig. 3B with the params' vector-field size; readout bias at the prior log-odds if asked.
+    ``vector_field="per_modality"`` builds the labelled variant (one U-Net per modality, of
+    ``variant_per_modality_width``; see `PerModalityVectorField`)."""
     bias = prior_logit(data.train.region(data.target)) if params["ode_prior_bias"] else None
-    return NeuralODESegmenter(data.modalities, base_width=params["ode_base_width"], depth=params["ode_depth"],
+    width = params["ode_base_width"] if vector_field == "shared" else params["variant_per_modality_width"]
+    return NeuralODESegmenter(data.modalities, base_width=width, depth=params["ode_depth"],
                               train_steps=params["ode_train_steps"], sensitivity=params["ode_sensitivity"],
-                              prior_logit=bias)
+                              prior_logit=bias, vector_field=vector_field)
 
 
-def train_ode(params: Mapping[str, Any], data: StudyAData, seed: int, checkpoint=None):
+def train_ode(params: Mapping[str, Any], data: StudyAData, seed: int, checkpoint=None,
+              vector_field: str = "shared"):
     """Train one ODE model; returns (model, history). Saves a checkpoint when a path is given."""
     seed_everything(seed)
-    model = build_ode(params, data).to(resolve_device(params["device"]))
+    model = build_ode(params, data, vector_field).to(resolve_device(params["device"]))
     history = train_segmenter(model, data.train.images, data.train.region(data.target), ode_train_config(params, seed))
     if checkpoint is not None:
         save_checkpoint(model, checkpoint, extra={"seed": seed, "target": data.target, "swapped": list(data.swapped),
+                                                  "vector_field": vector_field,
                                                   "history": history.to_dict()})
     return model, history
 
@@ -77,6 +82,7 @@ class ExplainedModel:
     acc: ACCRun
     key_acc: KeyModalityResult
     key_acc_polarity: KeyModalityResult
+    key_acc_logit_share: KeyModalityResult
     readout: pd.DataFrame
     mixing: pd.DataFrame
     fidelity: pd.Series
@@ -88,7 +94,8 @@ class ExplainedModel:
     extra: dict = field(default_factory=dict)
 
     def key_results(self) -> list[KeyModalityResult]:
-        return [self.key_acc, self.key_acc_polarity, self.key_occlusion, self.key_attribution]
+        return [self.key_acc, self.key_acc_polarity, self.key_acc_logit_share, self.key_occlusion,
+                self.key_attribution]
 
 
 def attribution_slices(data: StudyAData, limit: int) -> np.ndarray:
@@ -119,8 +126,9 @@ def gradients_by(model, sensitivity: str):
 
 def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, history: TrainHistory,
                 keep_slices=()) -> ExplainedModel:
-    """Eq. (5)-(7) exactly as printed (and the polarity-aware variant), the diagnostics, occlusion
-    and integrated gradients, each with its key-modality rule."""
+    """Eq. (5)-(7) exactly as printed (and the polarity-aware and logit-share variants), the
+    diagnostics, occlusion and integrated gradients, each with its key-modality rule. Works for
+    either vector field (the paper's shared one or the per-modality variant)."""
     test, target = data.test, data.target
     truth = test.region(target)
     acc = acc_from_model(model, test.images, n_frames=params["render_frames"], batch_size=params["flow_batch_size"],
@@ -128,6 +136,8 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     rule = ACCRule(**params["acc_rule"])
     key_acc = key_modalities_acc(acc.curves("printed"), rule, method="ACC (Eq. 6-7 as printed)")
     key_acc_pa = key_modalities_acc(acc.curves("polarity_aware"), rule, method="ACC, polarity-aware variant")
+    # The same rule on the continuous logit share (not winner-take-all): see lib.explain.acc.logit_share.
+    key_acc_share = key_modalities_acc(acc.curves("logit_share"), rule, method="ACC, logit-share variant")
     w, b = model.readout_weights()
     mixing = channel_mixing(test.images, acc.I_1, brain_mask=test.brain, modalities=data.modalities)
 
@@ -146,7 +156,7 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     key_att = key_modalities_attribution(shares, converged_slices(error, tolerance), attribution_rule)
     return ExplainedModel(
         seed=seed, history=history, scores=patient_scores(model, data), acc=acc, key_acc=key_acc,
-        key_acc_polarity=key_acc_pa, readout=readout_summary(w, b, data.modalities), mixing=mixing,
+        key_acc_polarity=key_acc_pa, key_acc_logit_share=key_acc_share, readout=readout_summary(w, b, data.modalities), mixing=mixing,
         fidelity=self_fidelity(mixing), occlusion=occ, key_occlusion=key_occ, attribution_shares=shares,
         completeness_error=np.asarray(error), key_attribution=key_att,
         extra={"attribution_slices": chosen, "ig_tolerance": tolerance},

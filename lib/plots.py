@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# No matplotlib.use() here: it would switch a chapter's kernel from the inline backend to Agg
+# (force=False only silences a failure) and no figure would reach the book. Scripts and tests
+# without a display get Agg from matplotlib's own fallback, or from the Makefile's MPLBACKEND.
 
 MODALITY_COLOURS = {"t1": "#1f77b4", "t1ce": "#ff7f0e", "t2": "#d62728", "flair": "#2ca02c"}
 LABEL_COLOURS = {1: "#1f77b4", 2: "#2ca02c", 3: "#d62728"}  # NCR, ED, ET (canonical labels)

@@ -122,12 +122,14 @@ def test_book_plan_substitutes_profile(tmp_path):
 
 
 def test_figures_reach_the_executed_notebook_even_with_agg_exported(toy, monkeypatch):
-    # The Makefile exports MPLBACKEND=Agg; a kernel that inherited it would show no figure.
+    # The Makefile exports MPLBACKEND=Agg; a kernel that inherited it (or a module that called
+    # matplotlib.use) would show no figure.
     chapter, params, results = toy
     chapter.write_text(TOY_CHAPTER + textwrap.dedent(
         """
         # %%
         import matplotlib.pyplot as plt
+        import lib.plots  # the chapters' figure module must not switch the kernel's backend
         plt.plot([0, 1], [1, 0])
         plt.show()
         """))

@@ -48,6 +48,10 @@
 # %% tags=["parameters"]
 params_file = "params/study_a/et-default.yaml"
 run_dir = None
+# True in a live Jupyter session: the slice/t explorer and widget progress bars. The runner sets it
+# False: a headless run has nobody to move a slider, and nbclient can stall on widget messages
+# (a `make book` run of this chapter once hung 2.5 h in the explorer cell; jupyter/nbclient#312).
+live_widgets = True
 
 # %% tags=["hide-input"]
 import json
@@ -59,7 +63,8 @@ import numpy as np
 import pandas as pd
 import torch
 from IPython.display import HTML, Markdown, display
-from tqdm.auto import tqdm
+from tqdm import tqdm as text_tqdm
+from tqdm.auto import tqdm as auto_tqdm
 
 from lib.data.planted import planted_key_modalities
 from lib.device import device_name, resolve_device
@@ -78,6 +83,7 @@ from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_
                                  verdict_rows)
 
 P, run = setup(params_file, run_dir)
+tqdm = auto_tqdm if live_widgets else text_tqdm  # text bars in a headless run: they reach the build log
 if P["num_threads"]:
     torch.set_num_threads(P["num_threads"])
 device = resolve_device(P["device"])
@@ -187,17 +193,24 @@ animation_html = flow_animation(explained[seed0].acc.t, rot(frames), rot(segment
 HTML(animation_html)
 
 # %% [markdown]
-# In a live Jupyter kernel, this explorer scrubs $t$ across $I_t$, $J_t$ and $\eta_t$ for any of a few
-# test slices (the static book shows only its controls' description):
+# In a live Jupyter kernel, an explorer scrubs $t$ across $I_t$, $J_t$ and $\eta_t$ for any of a few
+# test slices. It is built only when `live_widgets` is True: open `book/study_a.py` in Jupyter (jupytext
+# reads it as a notebook) or this page's executed notebook (`results/study_a/<target>-<profile>/notebook.ipynb`,
+# with `live_widgets = True` in its parameters cell) and run the cells. The runner executes chapters
+# without widgets, so the static book shows the animation above instead.
 
 # %%
-explorer_slices = np.linspace(0, len(data.test) - 1, min(6, len(data.test))).round().astype(int)
-with torch.no_grad():
-    t_grid, flows = models[seed0].flow(torch.from_numpy(data.test.images[explorer_slices]).to(device), n_frames=P["render_frames"])
-flows = flows.cpu().numpy()
-explorer = flow_explorer(t_grid.cpu().numpy(), flows, segmentation_frames(flows, w0, b0), binarised_contribution(flows, w0),
-                         data.modalities)
-explorer
+if not live_widgets:
+    display(Markdown("*The explorer is not built in a headless run (`live_widgets = False`); run this cell in "
+                     "Jupyter with `live_widgets = True` to scrub the flows.*"))
+else:
+    explorer_slices = np.linspace(0, len(data.test) - 1, min(6, len(data.test))).round().astype(int)
+    with torch.no_grad():
+        t_grid, flows = models[seed0].flow(torch.from_numpy(data.test.images[explorer_slices]).to(device),
+                                           n_frames=P["render_frames"])
+    flows = flows.cpu().numpy()
+    display(flow_explorer(t_grid.cpu().numpy(), flows, segmentation_frames(flows, w0, b0),
+                          binarised_contribution(flows, w0), data.modalities))
 
 # %% [markdown]
 # ### Figure 7: the accumulated contribution curves, one panel per seed

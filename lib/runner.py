@@ -170,6 +170,24 @@ def notebook_from_script(script: Path):
     return nb
 
 
+# Chapter parameters the runner sets beside params_file/run_dir when the chapter's parameters cell
+# declares them: a headless run builds no ipywidgets (nobody can use them, and nbclient can stall
+# on widget messages, jupyter/nbclient#312: a study A run once hung 2.5 h in its explorer cell).
+HEADLESS_PARAMETERS = {"live_widgets": False}
+
+
+def headless_parameters(nb) -> dict[str, Any]:
+    """The HEADLESS_PARAMETERS the notebook's ``parameters`` cell declares (papermill would warn
+    about, and still inject, the others)."""
+    import re
+
+    declared = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            declared |= set(re.findall(r"^([A-Za-z_]\w*)\s*=", cell.source, flags=re.M))
+    return {name: value for name, value in HEADLESS_PARAMETERS.items() if name in declared}
+
+
 def prepare_inputs(params: Mapping[str, Any]) -> str | None:
     """Make sure the run's cohort (and its tumour-free twin, when asked for) exists and is valid;
     return its fingerprint, or with a twin the hash of both (None: no data)."""
@@ -237,7 +255,8 @@ def run(
                 papermill.execute_notebook(
                     str(source_nb),
                     str(work_dir / NOTEBOOK),
-                    parameters={"params_file": str(resolved_params), "run_dir": str(work_dir)},
+                    parameters={"params_file": str(resolved_params), "run_dir": str(work_dir),
+                                **headless_parameters(nb)},
                     kernel_name="python3",
                     cwd=str(REPO_ROOT),
                     progress_bar=False,
@@ -252,7 +271,7 @@ def run(
             raise RunError(f"{display(script)} with {display(params_file)} failed: {ename}: {reason} "
                            f"(executed notebook: {display(failed)})") from None
         source_nb.unlink()
-        _finalise_notebook(work_dir / NOTEBOOK, final_dir, params, script)
+        _finalise_notebook(work_dir / NOTEBOOK, final_dir, params, script, headless_parameters(nb))
         if not (work_dir / SUMMARY).is_file():
             raise RunError(f"{display(script)}: the chapter wrote no {SUMMARY} (every chapter must call "
                            "lib.results.RunDir.write_summary)")
@@ -284,7 +303,8 @@ def run(
     return RunOutcome(study, name, final_dir, False, time.time() - started)
 
 
-def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], script: Path) -> None:
+def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], script: Path,
+                       headless: Mapping[str, Any] | None = None) -> None:
     """Make the executed notebook say where its results are (not the temporary folder it ran in),
     and put the run's title on its first heading, so each target/profile page is named."""
     import nbformat
@@ -294,10 +314,12 @@ def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], s
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell.source = (f"# Parameters injected by the runner; the results are in {display(final_dir)}/\n"
                            f"params_file = {display(final_dir / 'params.yaml')!r}\n"
-                           f"run_dir = {display(final_dir)!r}")
+                           f"run_dir = {display(final_dir)!r}"
+                           + "".join(f"\n{name} = {value!r}" for name, value in (headless or {}).items()))
             break
     papermill_meta = nb.metadata.get("papermill", {})
-    papermill_meta["parameters"] = {"params_file": display(final_dir / "params.yaml"), "run_dir": display(final_dir)}
+    papermill_meta["parameters"] = {"params_file": display(final_dir / "params.yaml"), "run_dir": display(final_dir),
+                                    **(headless or {})}
     papermill_meta["input_path"] = display(script)
     papermill_meta["output_path"] = display(final_dir / NOTEBOOK)
     title = params.get("title")
@@ -347,7 +369,8 @@ def prepare_notebook(script: str | Path, params_file: str | Path, out: str | Pat
     try:
         papermill.execute_notebook(str(source_nb), str(out), prepare_only=True, kernel_name="python3",
                                    parameters={"params_file": str(resolved.resolve()),
-                                               "run_dir": str(run_dir.resolve())}, progress_bar=False)
+                                               "run_dir": str(run_dir.resolve()), **headless_parameters(nb)},
+                                   progress_bar=False)
     finally:
         source_nb.unlink(missing_ok=True)
     return out

@@ -139,3 +139,26 @@ def test_figures_reach_the_executed_notebook_even_with_agg_exported(toy, monkeyp
     outputs = [o for cell in executed["cells"] for o in cell.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert runner.os.environ["MPLBACKEND"] == "Agg"  # the caller's environment is restored
+
+
+def test_headless_run_turns_off_widgets_the_chapter_declares(toy):
+    # A chapter that declares live_widgets gets it False from the runner (no ipywidgets in a
+    # headless run: nbclient can stall on their messages); the executed notebook says so.
+    chapter, params, results = toy
+    chapter.write_text(TOY_CHAPTER.replace("run_dir = None\n", "run_dir = None\nlive_widgets = True\n", 1)
+                       + "\n# %%\n(out / 'widgets.txt').write_text(repr(live_widgets))\n")
+    runner.run(chapter, params, results_root=results, log_output=False)
+    out = results / "toy" / "toy-smoke"
+    assert (out / "widgets.txt").read_text() == "False"
+    executed = json.loads((out / "notebook.ipynb").read_text())
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert "live_widgets = False" in "".join(injected[0]["source"])
+
+
+def test_headless_parameters_only_for_declared_names():
+    import jupytext
+
+    declares = jupytext.reads('# %% tags=["parameters"]\nparams_file = None\nlive_widgets = True\n', fmt="py:percent")
+    silent = jupytext.reads('# %% tags=["parameters"]\nparams_file = None\n\n# %%\nlive_widgets = 1\n', fmt="py:percent")
+    assert runner.headless_parameters(declares) == {"live_widgets": False}
+    assert runner.headless_parameters(silent) == {}

@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping
 
 from lib import io, params as params_mod
 from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display
+from lib.progress_streams import collapse_progress_streams
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -306,10 +307,12 @@ def run(
 def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], script: Path,
                        headless: Mapping[str, Any] | None = None) -> None:
     """Make the executed notebook say where its results are (not the temporary folder it ran in),
-    and put the run's title on its first heading, so each target/profile page is named."""
+    put the run's title on its first heading, so each target/profile page is named, and show each
+    text progress bar as its final line (`lib.progress_streams`)."""
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
+    collapse_progress_streams(nb)  # a progress bar's redraws -> its final line (the build log keeps them)
     for cell in nb.cells:
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell.source = (f"# Parameters injected by the runner; the results are in {display(final_dir)}/\n"

@@ -162,3 +162,23 @@ def test_headless_parameters_only_for_declared_names():
     silent = jupytext.reads('# %% tags=["parameters"]\nparams_file = None\n\n# %%\nlive_widgets = 1\n', fmt="py:percent")
     assert runner.headless_parameters(declares) == {"live_widgets": False}
     assert runner.headless_parameters(silent) == {}
+
+
+def test_executed_notebook_shows_a_progress_bar_as_its_final_line(toy):
+    chapter, params, results = toy
+    chapter.write_text(TOY_CHAPTER + textwrap.dedent(
+        """
+        # %%
+        import sys
+        for i in range(50):
+            sys.stderr.write(f"\\rsteps: {i + 1}/50")
+            sys.stderr.flush()
+        sys.stderr.write("\\n")
+        print("plain output stays")
+        """))
+    runner.run(chapter, params, results_root=results, log_output=False)
+    executed = json.loads((results / "toy" / "toy-smoke" / "notebook.ipynb").read_text())
+    streams = [(o["name"], "".join(o["text"])) for cell in executed["cells"] for o in cell.get("outputs", [])
+               if o["output_type"] == "stream"]
+    assert ("stderr", "steps: 50/50\n") in streams and ("stdout", "plain output stays\n") in streams
+    assert not any("steps: 49/50" in text for _, text in streams)

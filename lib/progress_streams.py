@@ -1,0 +1,81 @@
+"""Progress bars in executed notebooks, shown as a terminal would show them at the end.
+
+A text progress bar (tqdm in a headless kernel) redraws itself with carriage returns and cursor-up
+escapes; a notebook records every redraw, so one training cell carries thousands of stream outputs
+(136 KB of text on a study A page) where a terminal shows a few lines. The runner replaces such
+outputs by the final screen (`collapse_progress_streams`); the run's build log keeps every redraw.
+Streams without a carriage return or cursor movement (plain prints, warnings) are left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"\x1b\[(\d*)([A-Za-z])|\r|\n|[^\x1b\r\n]+|\x1b")
+_PROGRESS = re.compile(r"\r|\x1b\[\d*[AB]")
+
+
+def is_progress_text(text: str) -> bool:
+    """True when ``text`` redraws lines (carriage return or cursor up/down), as progress bars do."""
+    return bool(_PROGRESS.search(text))
+
+
+def final_screen(text: str) -> str:
+    """The lines a terminal shows after printing ``text``: ``\\r`` returns to the line start and
+    later characters overwrite, ``ESC[nA``/``ESC[nB`` move up/down, ``ESC[K``/``ESC[2K`` clear (to
+    the end of) the line; other escapes are kept as text. Trailing blanks are stripped and lines left
+    empty are dropped (a finished bar with ``leave=False`` blanks its line)."""
+    lines, row, col = [""], 0, 0
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if match.group(2):
+            count, code = int(match.group(1) or 1), match.group(2)
+            if code == "A":
+                row = max(0, row - count)
+            elif code == "B":
+                row += count
+                lines.extend([""] * (row + 1 - len(lines)))
+            elif code == "K":
+                lines[row] = "" if match.group(1) == "2" else lines[row][:col]
+            else:
+                lines[row], col = _write(lines[row], col, token)
+        elif token == "\r":
+            col = 0
+        elif token == "\n":
+            row, col = row + 1, 0
+            if row == len(lines):
+                lines.append("")
+        else:
+            lines[row], col = _write(lines[row], col, token)
+    kept = [line.rstrip() for line in lines]
+    return "".join(line + "\n" for line in kept if line)
+
+
+def _write(line: str, col: int, chunk: str) -> tuple[str, int]:
+    line = line.ljust(col)
+    return line[:col] + chunk + line[col + len(chunk):], col + len(chunk)
+
+
+def collapse_progress_streams(nb) -> int:
+    """In every code cell of ``nb`` (an nbformat node, changed in place), merge each run of
+    consecutive stream outputs of one name (stdout or stderr) and, where the merged text redraws
+    lines, replace it by its `final_screen`. Returns the number of stream outputs removed."""
+    removed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.get("outputs", []):
+            previous = outputs[-1] if outputs else None
+            if (output.get("output_type") == "stream" and previous is not None
+                    and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+                previous["text"] = previous["text"] + output["text"]
+                removed += 1
+            else:
+                outputs.append(output)
+        for output in outputs:
+            if output.get("output_type") == "stream" and is_progress_text(output["text"]):
+                output["text"] = final_screen(output["text"])
+        cell["outputs"] = [o for o in outputs if o.get("output_type") != "stream" or o["text"]]
+        removed += len(outputs) - len(cell["outputs"])
+    return removed

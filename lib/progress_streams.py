@@ -2,7 +2,7 @@
 
 A text progress bar (tqdm in a headless kernel) redraws itself with carriage returns and cursor-up
 escapes; a notebook records every redraw, so one training cell carries thousands of stream outputs
-(136 KB of text on a study A page) where a terminal shows a few lines. The runner replaces such
+(about 140 KB of text in a study A training cell) where a terminal shows a few lines. The runner replaces such
 outputs by the final screen (`collapse_progress_streams`); the run's build log keeps every redraw.
 Streams without a carriage return or cursor movement (plain prints, warnings) are left as they are.
 """

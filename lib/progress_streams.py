@@ -64,15 +64,19 @@ def collapse_progress_streams(nb) -> int:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        outputs = []
+        outputs, parts = [], []  # parts[i]: the texts merged into outputs[i] (joined once: no quadratic copying)
         for output in cell.get("outputs", []):
             previous = outputs[-1] if outputs else None
             if (output.get("output_type") == "stream" and previous is not None
                     and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
-                previous["text"] = previous["text"] + output["text"]
+                parts[-1].append(output["text"])
                 removed += 1
             else:
                 outputs.append(output)
+                parts.append([output["text"]] if output.get("output_type") == "stream" else None)
+        for output, texts in zip(outputs, parts):
+            if texts is not None:
+                output["text"] = "".join(texts)
         for output in outputs:
             if output.get("output_type") == "stream" and is_progress_text(output["text"]):
                 output["text"] = final_screen(output["text"])

@@ -250,6 +250,7 @@ def run(
         import nbformat
 
         nbformat.write(nb, str(source_nb))
+        headless = headless_parameters(nb)
         log(f"running {display(script)} with {display(params_file)} -> {display(final_dir)}")
         try:
             with kernel_environment():
@@ -257,7 +258,7 @@ def run(
                     str(source_nb),
                     str(work_dir / NOTEBOOK),
                     parameters={"params_file": str(resolved_params), "run_dir": str(work_dir),
-                                **headless_parameters(nb)},
+                                **headless},
                     kernel_name="python3",
                     cwd=str(REPO_ROOT),
                     progress_bar=False,
@@ -272,7 +273,7 @@ def run(
             raise RunError(f"{display(script)} with {display(params_file)} failed: {ename}: {reason} "
                            f"(executed notebook: {display(failed)})") from None
         source_nb.unlink()
-        _finalise_notebook(work_dir / NOTEBOOK, final_dir, params, script, headless_parameters(nb))
+        _finalise_notebook(work_dir / NOTEBOOK, final_dir, params, script, headless)
         if not (work_dir / SUMMARY).is_file():
             raise RunError(f"{display(script)}: the chapter wrote no {SUMMARY} (every chapter must call "
                            "lib.results.RunDir.write_summary)")

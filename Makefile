@@ -52,6 +52,7 @@ test: smoke
 bench: setup
 	$(PY) benchmarks/bench_study_a.py --size 48 --width 8 --depth 4 --train-steps 3 --batch 16 --out results/benchmarks/study_a.json
 	$(PY) benchmarks/bench_parallel.py --out results/benchmarks/parallel.json
+	$(PY) benchmarks/bench_memory_format.py --out results/benchmarks/memory_format.json
 
 clean-results:
 	rm -rf results build book/_build book/*.ipynb

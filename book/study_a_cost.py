@@ -18,7 +18,8 @@
 # slices/s, the peak memory of one forward + backward for each, and the paper's 101-frame trajectory
 # rendered in one solve against 100 separate solves from $t = 0$. Then why `make book` runs the
 # chapters side by side, one thread each: the throughput of one process with every thread against one process per
-# core, for the U-Net of Table I and for the neural ODE.
+# core, for the U-Net of Table I and for the neural ODE. Last, what the channels-last memory layout of
+# the U-Nets buys over the standard one, for every model study A trains.
 #
 # **What it needs.** Nothing but the CPU (or GPU) it runs on: the models see random images, since
 # their cost does not depend on the values. The sizes are those of the study A parameter file
@@ -139,6 +140,37 @@ if P["run_benchmark"]:
     display(parallel_table.round(2))
 
 # %% [markdown]
+# ## Memory layout: channels-last vs the standard layout
+#
+# `benchmarks/bench_memory_format.py`: every U-Net of study A keeps its weights and activations in the
+# channels-last (NHWC) layout (`lib.models.unet.UNet2D`, `channels_last=True`). Only the layout
+# changes, not the arithmetic. Each model this profile trains is trained here in both layouts, in
+# alternating rounds in one process with one thread (what `make book` gives each chapter).
+
+# %% tags=["hide-input"]
+if P["run_benchmark"]:
+    layout_file = run.sub("memory_format.json")
+    run_script("benchmarks/bench_memory_format.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
+               "--variant-width", str(P["variant_per_modality_width"]), "--depth", str(P["ode_depth"]),
+               "--unet-width", str(P["unet_base_width"]), "--unet-depth", str(P["unet_depth"]),
+               "--train-steps", str(P["ode_train_steps"]), "--ode-batch", str(P["ode_batch_size"]),
+               "--unet-batch", str(P["unet_batch_size"]), "--threads", "1", "--device", P["device"],
+               "--out", str(layout_file))
+    layout = json.loads(layout_file.read_text())
+    labels = {"unet4": "U-Net of Table I, all four modalities", "unet1": "U-Net of Table I, one modality",
+              "ode": "neural ODE, shared field (autograd)", "ode_per_modality": "neural ODE, per-modality variant (autograd)"}
+    layout_table = pd.DataFrame([
+        {"model": label,
+         "standard layout (slices/s)": layout[workload]["contiguous_slices_per_second"],
+         "channels-last (slices/s)": layout[workload]["channels_last_slices_per_second"],
+         "ratio": layout[workload]["channels_last_speedup"]}
+        for workload, label in labels.items()]).set_index("model")
+    run.table("memory_format", layout_table, index=True)
+    for workload in labels:
+        summary[f"channels_last_speedup_{workload}"] = float(layout[workload]["channels_last_speedup"])
+    display(layout_table.round(2))
+
+# %% [markdown]
 # ## What this page found
 
 # %% tags=["hide-input"]
@@ -153,4 +185,8 @@ if P["run_benchmark"]:
         "faster than 100 separate solves.\n"
         f"- Processes side by side, one thread each, against one process with every thread: "
         f"{summary['parallel_speedup_unet']:.2f}× the U-Net training throughput and "
-        f"{summary['parallel_speedup_ode']:.2f}× the neural ODE's."))
+        f"{summary['parallel_speedup_ode']:.2f}× the neural ODE's.\n"
+        f"- The channels-last layout against the standard one: "
+        f"{min(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}–"
+        f"{max(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}× the training "
+        "throughput of the models above."))

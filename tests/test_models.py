@@ -18,6 +18,7 @@ from lib.models import (
     UNet2D,
     adjoint_gradient_error,
     count_parameters,
+    set_channels_last,
 )
 
 MODALITIES = ("flair", "t1ce")
@@ -94,6 +95,47 @@ def test_zero_init_output_gives_exactly_zero_field_and_default_does_not():
     x = torch.randn(2, 2, 8, 8)
     assert torch.count_nonzero(UNet2D(2, 2, base_width=2, depth=2, zero_init_output=True)(x)) == 0
     assert torch.count_nonzero(UNet2D(2, 2, base_width=2, depth=2)(x)) > 0
+
+
+def _copy_of(model: nn.Module) -> nn.Module:
+    clone = type(model)(**model.init_kwargs)
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def test_channels_last_changes_the_layout_not_the_function():
+    torch.manual_seed(0)
+    standard = set_channels_last(UNet2D(4, 2, base_width=4, depth=3), False)
+    fast = set_channels_last(_copy_of(standard), True)
+    assert all(p.is_contiguous() for p in standard.parameters())
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in fast.parameters() if p.ndim == 4)
+    assert not all(p.is_contiguous() for p in fast.parameters() if p.ndim == 4)
+    x = torch.randn(3, 4, 16, 16, requires_grad=True)
+    out_standard, out_fast = standard(x), fast(x)
+    assert out_fast.is_contiguous()  # callers get the standard layout back
+    torch.testing.assert_close(out_fast, out_standard, rtol=1e-5, atol=1e-5)
+    grad_standard = torch.autograd.grad(out_standard.square().sum(), [x, *standard.parameters()])
+    grad_fast = torch.autograd.grad(out_fast.square().sum(), [x, *fast.parameters()])
+    for a, b in zip(grad_fast, grad_standard):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_is_the_default_and_set_channels_last_reaches_nested_unets():
+    model = NeuralODESegmenter(["flair", "t1"], base_width=2, depth=2, train_steps=1, vector_field="per_modality")
+    unets = [m for m in model.modules() if isinstance(m, UNet2D)]
+    assert len(unets) == 2 and all(u.channels_last for u in unets)
+    weights = [p for p in model.parameters()]
+    set_channels_last(model, False)
+    assert not any(u.channels_last for u in unets)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert [p for p in model.parameters()] == weights  # the same Parameter objects: an optimizer keeps them
+    # a checkpoint written in one layout loads into the other with the same values
+    plain = set_channels_last(
+        NeuralODESegmenter(["flair", "t1"], base_width=2, depth=2, train_steps=1, vector_field="per_modality"), False)
+    plain.load_state_dict(set_channels_last(_copy_of(model), True).state_dict())
+    assert all(p.is_contiguous() for p in plain.parameters())
+    for a, b in zip(plain.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_final_activation_bounds_the_output():

@@ -10,11 +10,12 @@ from lib.models.node import (
     adjoint_gradient_error,
     stage_grid,
 )
-from lib.models.unet import UNet2D, count_parameters
+from lib.models.unet import UNet2D, count_parameters, set_channels_last
 
 __all__ = [
     "UNet2D",
     "count_parameters",
+    "set_channels_last",
     "ODEVectorField",
     "PerModalityVectorField",
     "VECTOR_FIELDS",

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["UNet2D", "count_parameters"]
+__all__ = ["UNet2D", "count_parameters", "set_channels_last"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -77,6 +77,11 @@ class UNet2D(nn.Module):
             outputs exactly 0 at initialisation. Used for the ODE vector field (see
             `ODEVectorField`): f = 0 means the flow starts as the identity, I_t = I_0, and every
             change of the images along t is one that training asked for. Off for segmentation.
+        channels_last: keep weights and activations in the channels-last (NHWC) memory layout
+            inside the network; its output is returned in the standard (contiguous NCHW) layout.
+            Only the layout changes, not the arithmetic (outputs agree to float rounding). On this
+            project's CPUs the small U-Nets of study A train 1.3-2.4x faster in it
+            (benchmarks/bench_memory_format.py); `set_channels_last(model, False)` turns it off.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class UNet2D(nn.Module):
         width_multiplier: int = 2,
         final_activation: str | None = None,
         zero_init_output: bool = False,
+        channels_last: bool = True,
     ):
         super().__init__()
         if depth < 1:
@@ -98,7 +104,8 @@ class UNet2D(nn.Module):
             raise ValueError(
                 f"final_activation must be None or one of {sorted(_ACTIVATIONS)}, got {final_activation!r}"
             )
-        # Constructor arguments, kept so a checkpoint can rebuild the model.
+        # Constructor arguments, kept so a checkpoint can rebuild the model (the memory layout is
+        # not one: it does not change what the model computes).
         self.init_kwargs = dict(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -126,6 +133,8 @@ class UNet2D(nn.Module):
         if zero_init_output:
             nn.init.zeros_(self.output.weight)
             nn.init.zeros_(self.output.bias)
+        self.channels_last = False
+        set_channels_last(self, channels_last)
 
     @property
     def size_divisor(self) -> int:
@@ -145,6 +154,8 @@ class UNet2D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
         self.check_input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         skips = []
         for level, block in enumerate(self.encoder):
             x = block(x if level == 0 else self.pool(x))
@@ -152,9 +163,26 @@ class UNet2D(nn.Module):
         x = skips.pop()
         for up in self.decoder:
             x = up(x, skips.pop())
-        return self.final_activation(self.output(x))
+        return self.final_activation(self.output(x)).contiguous()
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable, by default) scalar parameters of a model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def set_channels_last(model: nn.Module, enabled: bool) -> nn.Module:
+    """Put every `UNet2D` in `model` (or `model` itself) in the channels-last layout, or back.
+
+    Converts the 4-D weights in place (parameters stay the same objects, so an optimizer built
+    before keeps them; its existing state keeps its old layout, which is only slower) and sets
+    the flag `UNet2D.forward` reads. Returns `model`.
+    """
+    layout = torch.channels_last if enabled else torch.contiguous_format
+    for module in model.modules():
+        if isinstance(module, UNet2D):
+            module.channels_last = bool(enabled)
+            for parameter in module.parameters():
+                if parameter.ndim == 4:
+                    parameter.data = parameter.data.contiguous(memory_format=layout)
+    return model

@@ -1,6 +1,7 @@
 """Study A's models: U-Net of Fig. 3A, the neural ODE of Eq. (1)-(4), and its solver and gradients."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -129,6 +130,14 @@ def test_channels_last_is_the_default_and_set_channels_last_reaches_nested_unets
     assert not any(u.channels_last for u in unets)
     assert all(p.is_contiguous() for p in model.parameters())
     assert [p for p in model.parameters()] == weights  # the same Parameter objects: an optimizer keeps them
+    # gradients follow their parameters, so switching between backward passes warns of no layout mismatch
+    x = torch.randn(2, 2, 8, 8)
+    model(x).sum().backward()
+    set_channels_last(model, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(x).sum().backward()
+    set_channels_last(model, False)
     # a checkpoint written in one layout loads into the other with the same values
     plain = set_channels_last(
         NeuralODESegmenter(["flair", "t1"], base_width=2, depth=2, train_steps=1, vector_field="per_modality"), False)

@@ -185,4 +185,6 @@ def set_channels_last(model: nn.Module, enabled: bool) -> nn.Module:
             for parameter in module.parameters():
                 if parameter.ndim == 4:
                     parameter.data = parameter.data.contiguous(memory_format=layout)
+                    if parameter.grad is not None:  # a gradient keeps its parameter's layout
+                        parameter.grad = parameter.grad.contiguous(memory_format=layout)
     return model

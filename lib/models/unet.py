@@ -80,8 +80,10 @@ class UNet2D(nn.Module):
         channels_last: keep weights and activations in the channels-last (NHWC) memory layout
             inside the network; its output is returned in the standard (contiguous NCHW) layout.
             Only the layout changes, not the arithmetic (outputs agree to float rounding). On this
-            project's CPUs the small U-Nets of study A train 1.3-2.4x faster in it
-            (benchmarks/bench_memory_format.py); `set_channels_last(model, False)` turns it off.
+            project's 2-core CPU every model of study A's default profile trains 1.3-1.5x faster in
+            it (benchmarks/bench_memory_format.py; the cost page measures it in every build, on the
+            GPU too where there is one; not yet measured on CUDA). `set_channels_last(model, False)`
+            turns it off.
     """
 
     def __init__(

@@ -76,10 +76,8 @@ def collapse_progress_streams(nb) -> int:
                 parts.append([output["text"]] if output.get("output_type") == "stream" else None)
         for output, texts in zip(outputs, parts):
             if texts is not None:
-                output["text"] = "".join(texts)
-        for output in outputs:
-            if output.get("output_type") == "stream" and is_progress_text(output["text"]):
-                output["text"] = final_screen(output["text"])
+                text = "".join(texts)
+                output["text"] = final_screen(text) if is_progress_text(text) else text
         cell["outputs"] = [o for o in outputs if o.get("output_type") != "stream" or o["text"]]
         removed += len(outputs) - len(cell["outputs"])
     return removed

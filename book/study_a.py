@@ -70,7 +70,7 @@ from lib.data.planted import planted_key_modalities
 from lib.device import device_name, resolve_device
 from lib.explain.acc import binarised_contribution, segmentation_frames
 from lib.explain.separability import subtraction_separability
-from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_II
+from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_SAMPLES, STUDY_A_TABLE_II
 from lib.plots import acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure, heatmap, oriented
 from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
 from lib.stats import mean_sd
@@ -101,7 +101,10 @@ display(Markdown(
     f"**Target: {TARGET}.** Device: {device_name(device)}. {len(data.train_ids)} training and {len(data.test_ids)} test "
     f"patients (8:2 by patient, stratified by grade); {len(data.train)} training and {len(data.test)} test slices of "
     f"{P['image_size']}×{P['image_size']} px; {TARGET} covers {100 * region_fraction(data.train, TARGET):.2f}% of the "
-    f"training pixels. Channels: {', '.join(data.modalities)}."))
+    f"training pixels. Channels: {', '.join(data.modalities)}. (For scale, {SOURCE_STUDY_A}: "
+    f"{STUDY_A_SAMPLES['slices']} slices of {STUDY_A_SAMPLES['patients']} patients, "
+    f"{STUDY_A_SAMPLES['slices'] / STUDY_A_SAMPLES['patients']:.0f} per patient; this run: "
+    f"{(len(data.train) + len(data.test)) / (len(data.train_ids) + len(data.test_ids)):.0f} per patient.)"))
 
 # %% [markdown]
 # ## Training the neural ODE, one model per seed

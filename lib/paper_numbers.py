@@ -8,6 +8,9 @@ from __future__ import annotations
 
 SOURCE_STUDY_A = "paper: Yang et al., neural ODE study (BraTS 2020, 369 subjects)"
 
+# Study A, Section C: "A total of 24422 samples as 4-channel 2D MRI images", 369 patients, split 8:2.
+STUDY_A_SAMPLES = {"slices": 24422, "patients": 369}
+
 # Study A, Table I: ten-fold cross-validation, mean ± sd; "*" = significant vs baseline (Wilcoxon, α=0.05).
 # {target: {"inputs": [column labels], metric: [cell per column]}}
 STUDY_A_TABLE_I = {

@@ -127,6 +127,10 @@ STUDY_A = {
     "occlusion_rule": Field("dict[str,scalar]", default={}, help="overrides of the occlusion key-modality rule"),
     "ig_steps": Field("int", default=16, minimum=2),
     "ig_max_slices": Field("int", default=32, minimum=1),
+    "ig_images_per_pass": Field("int", default=None, nullable=True, minimum=1,
+                                help="images (slices x ig_steps) per forward/backward pass of integrated gradients "
+                                     "(Captum's internal_batch_size); bounds its memory, not its result. "
+                                     "null: 4 slices x ig_steps at once"),
     "ig_gradients": Field("str", default="autograd", choices=("autograd", "adjoint"),
                           help="input gradients for integrated gradients: exact through the RK4 solve, or the adjoint's"),
     "attribution_rule": Field("dict[str,scalar]", default={}, help="overrides of the attribution key-modality rule"),

@@ -149,7 +149,8 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     chosen = attribution_slices(data, params["ig_max_slices"])
     with gradients_by(model, params["ig_gradients"]):
         attributions, error = integrated_gradients(model, test.images[chosen], truth[chosen],
-                                                   n_steps=params["ig_steps"], brain=test.brain[chosen])
+                                                   n_steps=params["ig_steps"], brain=test.brain[chosen],
+                                                   internal_batch_size=params["ig_images_per_pass"])
     shares = attribution_shares(attributions, truth[chosen], data.modalities)
     attribution_rule = AttributionRule(**{k: v for k, v in params["attribution_rule"].items() if k != "tolerance"})
     tolerance = float(params["attribution_rule"].get("tolerance", 0.05))

@@ -77,7 +77,7 @@ from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
                                    paper_table_one, table_one, training_lengths, twin_subsets)
-from lib.study_a.data import load_study_a_data, region_fraction
+from lib.study_a.data import load_study_a_data, region_fraction, renamed
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
                                  verdict_rows)
@@ -464,7 +464,7 @@ separability.round(3)
 swap = P["permutation_swap"]
 permutation_rows = []
 if swap:
-    swapped = load_study_a_data(P, swap=swap)
+    swapped = renamed(data, swap)  # = load_study_a_data(P, swap=swap), without loading the cohort twice
     for seed in P["permutation_seeds"]:
         model, history = train_ode(P, swapped, seed, checkpoint=run.checkpoint(f"ode-{TARGET}-swapped-seed{seed}.pt"))
         e = explain_ode(P, swapped, model, seed, history)
@@ -499,6 +499,7 @@ if swap:
                              "on the swapped pair": subset_follows, "against the reference": subset_follows})
     display(Markdown(f"Renamed: **{swap[0]} ↔ {swap[1]}**. Subset U-Nets on the renamed cohort (paper's subsets by name):"))
     display(swapped_table)
+    del swapped  # its images are a full copy of the cohort's; nothing below needs them
 permutation = pd.DataFrame(permutation_rows)
 run.table("permutation", permutation)
 permutation

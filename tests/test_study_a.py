@@ -371,3 +371,32 @@ def test_a_twin_is_the_same_cohort_but_for_the_tumour_free_modality(tmp_path):
     for mod in ("t1ce", "t2", "flair"):
         assert np.array_equal(read(main.root, sid, mod), read(twin.root, sid, mod))
     assert not np.array_equal(read(main.root, sid, "t1"), read(twin.root, sid, "t1"))
+
+
+def test_renamed_data_equal_a_renamed_load_and_leave_the_original_alone(make_cohort, tmp_path):
+    """The chapter builds the renamed cohort from the loaded one (one copy of the images, not a
+    second load): same split, same slices, the two channels exchanged, exactly what loading with
+    the files renamed gives."""
+    from lib.params import load
+    from lib.study_a.data import load_study_a_data, renamed
+
+    root = make_cohort("brats2020", n_subjects=6)
+    P = load(REPO / "params/study_a/et-smoke.yaml",
+             {"data_source": "folder", "data_dir": str(root), "cache_dir": str(tmp_path / "cache"),
+              "image_size": 16, "crop": "none", "slice_filter": "brain", "max_slices_per_subject": 2})
+    data = load_study_a_data(P)
+    before = data.train.images.copy()
+    pair = ("t1ce", "flair")
+    derived, loaded = renamed(data, pair), load_study_a_data(P, swap=pair)
+    assert derived.swapped == loaded.swapped == pair
+    assert derived.train_ids == loaded.train_ids and derived.test_ids == loaded.test_ids
+    for part in ("train", "test"):
+        mine, theirs = getattr(derived, part), getattr(loaded, part)
+        np.testing.assert_array_equal(mine.images, theirs.images)
+        np.testing.assert_array_equal(mine.labels, theirs.labels)
+        np.testing.assert_array_equal(mine.subject_ids, theirs.subject_ids)
+    t1ce, flair = MODS.index("t1ce"), MODS.index("flair")
+    np.testing.assert_array_equal(derived.train.images[:, t1ce], before[:, flair])
+    np.testing.assert_array_equal(data.train.images, before)  # the original is not touched
+    with pytest.raises(ValueError, match="already renamed"):
+        renamed(derived, pair)

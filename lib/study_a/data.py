@@ -77,6 +77,18 @@ def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> St
     )
 
 
+def renamed(data: StudyAData, pair: Sequence[str]) -> StudyAData:
+    """``data`` as if the two modalities' files had been renamed into each other: what
+    ``load_study_a_data(params, swap=pair)`` returns (the split depends on the patients and their
+    grades only, not on the images), built from the loaded slices instead of the files, so that
+    only the images are copied once: at the paper profile's size, loading a second cohort beside
+    the first raised the peak RAM from ~2.4x to ~3.75x the images (README)."""
+    if data.swapped:
+        raise ValueError(f"data are already renamed ({' <-> '.join(data.swapped)})")
+    return replace(data, train=swap_modality_names(data.train, pair), test=swap_modality_names(data.test, pair),
+                   swapped=tuple(pair))
+
+
 def region_fraction(slices: SliceSet, region: str) -> float:
     """Share of pixels in ``region`` (class balance, for the reader and the prior bias)."""
     return float(np.mean(slices.region(region)))

@@ -54,15 +54,18 @@ bench: setup
 	$(PY) benchmarks/bench_parallel.py --out results/benchmarks/parallel.json
 	$(PY) benchmarks/bench_memory_format.py --out results/benchmarks/memory_format.json
 
-# Before spending GPU hours on your BraTS copy: study A's paper profile with its geometry and code
-# paths (240 px whole slices, depth 5, adjoint over 10 RK4 steps, 10 folds, the 0.01 grid, the
-# renamed run, the variant) on a 14-patient 1 mm phantom, with only the scale cut (1 seed, 1 epoch,
-# width 4, 3 slices per patient), into results/study_a/<target>-paper-rehearsal. Its numbers mean
-# nothing; it shows the pipeline runs end to end. About 10 min on 2 CPU cores.
+# Before spending GPU hours on your BraTS copy: the data chapter's and study A's paper profiles
+# with their geometry and code paths (240 px whole slices, depth 5, adjoint over 10 RK4 steps,
+# 10 folds, the 0.01 grid, the renamed run, the variant) on a 14-patient 1 mm phantom, with only
+# study A's scale cut (1 seed, 1 epoch, width 4, 3 slices per patient), into
+# results/{data,study_a}/...-rehearsal. Study A's numbers mean nothing; it shows the pipeline runs
+# end to end. About 11 min on 2 CPU cores.
 REHEARSE_TARGET ?= et
 REHEARSAL_DATA := data/phantom-1mm
 rehearse-paper: setup
 	$(PY) -m lib phantom --out $(REHEARSAL_DATA) --subjects 14 --resolution 1
+	$(PY) -m lib run book/data.py --params params/data/paper.yaml \
+	    --set name=paper-rehearsal --set data_dir=$(REHEARSAL_DATA)
 	$(PY) -m lib run book/study_a.py --params params/study_a/$(REHEARSE_TARGET)-paper.yaml \
 	    --set name=$(REHEARSE_TARGET)-paper-rehearsal --set data_dir=$(REHEARSAL_DATA) \
 	    --set "title=REHEARSAL of the paper profile (1 epoch, width 4; its numbers mean nothing), $(REHEARSE_TARGET)" \

@@ -270,6 +270,8 @@ def test_integrated_gradients_in_smaller_passes_give_the_same_attributions(monke
                             {"ig_images_per_pass": per_pass, "ig_steps": 8, "render_frames": 3})
         explained = ode.explain_ode(P, data, model, seed=0, history=None)
         shares[per_pass] = explained.attribution_shares.set_index(["slice", "modality"])["share"]
+        assert explained.acc.I_1 is None  # used for channel mixing, then dropped (RAM at the paper's size)
+        assert explained.mixing.shape == (4, 4)
     assert passes_seen == [None, 3]
     pd.testing.assert_series_equal(shares[3], shares[None], rtol=1e-4)
 

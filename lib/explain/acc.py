@@ -480,7 +480,9 @@ class ACCRun:
     logit_share : (T, N, m) continuous variant.
     eta_coverage : (T, N, m) fraction of gamma covered by eta^k (Eq. 6 as printed; nan if gamma empty).
     eta_area : (T, N, m) fraction of the image (or brain, when given) covered by eta^k.
-    I_1 : (N, m, H, W) last flow frame (for :func:`lib.explain.diagnostics.channel_mixing`).
+    I_1 : (N, m, H, W) last flow frame (for :func:`lib.explain.diagnostics.channel_mixing`), or
+        None once the caller has used it (`lib.study_a.ode.explain_ode` drops it: at the paper
+        profile's size it is ~4.5 GB per model, and the chapter keeps every model's run).
     final_frame_error : max |J_1 - sigma(model(x))| (nan when not checked).
     kept_frames : {slice index: I_t (T, m, H, W)} for the slices asked for in ``keep_slices``.
     """
@@ -495,7 +497,7 @@ class ACCRun:
     logit_share: np.ndarray
     eta_coverage: np.ndarray
     eta_area: np.ndarray
-    I_1: np.ndarray
+    I_1: np.ndarray | None
     final_frame_error: float
     kept_frames: dict[int, np.ndarray] = field(default_factory=dict)
 

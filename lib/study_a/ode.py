@@ -4,7 +4,7 @@ the independent measures)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -140,6 +140,7 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     key_acc_share = key_modalities_acc(acc.curves("logit_share"), rule, method="ACC, logit-share variant")
     w, b = model.readout_weights()
     mixing = channel_mixing(test.images, acc.I_1, brain_mask=test.brain, modalities=data.modalities)
+    acc = replace(acc, I_1=None)  # its only use; a copy of the test images per model otherwise
 
     predict = model_predict_fn(model, device=model_device(model))
     occ = occlusion_importance(predict, test.images, truth, data.modalities, fill=params["occlusion_fill"],

@@ -72,7 +72,9 @@ from lib.explain.acc import binarised_contribution, segmentation_frames
 from lib.explain.separability import subtraction_separability
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_SAMPLES, STUDY_A_TABLE_II
 from lib.plots import acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure, heatmap, oriented
+from lib.paths import display as display_path
 from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
+from lib.training_cache import usage as training_cache_usage
 from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
@@ -124,7 +126,9 @@ for seed in SEEDS:
     models[seed], histories[seed] = model, history
 train_table = pd.DataFrame([{"seed": s, "epochs": len(h.epoch_losses), "first epoch loss": h.epoch_losses[0],
                              "last epoch loss": h.epoch_losses[-1], "seconds": h.seconds,
-                             "training slices/s": h.slices_per_second} for s, h in histories.items()])
+                             "training slices/s": h.slices_per_second,
+                             "weights": "reused (training cache)" if h.from_cache else "trained in this run"}
+                            for s, h in histories.items()])
 run.table("ode-training", train_table)
 train_table.round(3)
 
@@ -679,4 +683,9 @@ lines.append(f"- Pixel separability from healthy brain (AUC), T1ce alone vs T1ce
              f"{summary['pixel_auc_et_t1ce_alone']:.3f} vs {summary['pixel_auc_et_t1ce_with_t1']:.3f}, necrosis/core "
              f"{summary['pixel_auc_ncr_t1ce_alone']:.3f} vs {summary['pixel_auc_ncr_t1ce_with_t1']:.3f}.")
 lines.append(f"- Run time: {summary['minutes']:.1f} min on {device_name(device)}.")
+for folder, counts in training_cache_usage().items():
+    lines.append(f"- Training cache `{display_path(folder)}`: {counts['trained']} models trained in this run, "
+                 f"{counts['reused']} reused from an earlier run with the same initial weights, data, settings, "
+                 "device, threads and library code (`lib.training_cache`; `training_cache_dir: null` trains every "
+                 "model).")
 display(Markdown("\n".join(lines)))

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lib import io, params as params_mod
+from lib.fingerprint import lib_source_fingerprint
 from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display
 from lib.progress_streams import collapse_progress_streams
 
@@ -67,15 +68,6 @@ def _sha256_text(*parts: str) -> str:
     for part in parts:
         h.update(part.encode("utf-8"))
         h.update(b"\0")
-    return h.hexdigest()
-
-
-def lib_source_fingerprint() -> str:
-    """Hash of every ``lib/**/*.py``: a change of library code re-runs the chapters."""
-    h = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "lib").rglob("*.py")):
-        h.update(str(path.relative_to(REPO_ROOT)).encode())
-        h.update(path.read_bytes())
     return h.hexdigest()
 
 

@@ -97,6 +97,10 @@ STUDY_A = {
     "seeds": Field("list[int]", default=[0, 1, 2], check=_distinct, help="one ODE model per seed"),
     "split_seed": Field("int", default=0, minimum=0, help="seed of the 8:2 patient-level split"),
     "test_fraction": Field("float", default=0.2, minimum=0.05, maximum=0.5),
+    "training_cache_dir": Field("str", default=None, nullable=True,
+                                help="folder of trained weights kept by everything that determined them "
+                                     "(lib.training_cache), so a run stopped part-way does not train its finished "
+                                     "models again; null trains every model"),
     # neural ODE (Eq. 1-4; Section C)
     "ode_base_width": Field("int", default=16, minimum=2),
     "ode_depth": Field("int", default=5, minimum=2, maximum=6, help="U-Net levels; the paper's Fig. 3A has 5"),

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from tqdm import tqdm
 
 from lib.device import resolve_device, seed_everything
 from lib.io import atomic_path
+
+if TYPE_CHECKING:  # lib.training_cache imports this module
+    from lib.training_cache import TrainingCache
 
 __all__ = [
     "LOSSES",
@@ -106,6 +109,7 @@ class TrainHistory:
     slices_per_second: float = 0.0
     n_slices: int = 0
     device: str = "cpu"
+    from_cache: bool = False  # the weights were reused from a `lib.training_cache` entry, not trained now
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -209,7 +213,8 @@ def _pooled_dice(model: nn.Module, images: np.ndarray, masks: np.ndarray, device
 
 
 def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig,
-                    validation: tuple[np.ndarray, np.ndarray] | None = None) -> TrainHistory:
+                    validation: tuple[np.ndarray, np.ndarray] | None = None,
+                    cache: TrainingCache | None = None) -> TrainHistory:
     """Train `model` (images (N, m, H, W) -> logits (N, 1, H, W)) in place with Adam; return its history.
 
     images: float32 (N, m, H, W); masks: bool (N, H, W). Each epoch visits every slice once in an
@@ -218,6 +223,10 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
     with FloatingPointError (an unstable adjoint solve shows up this way).
     validation: (images, masks) of held-out slices; their pooled Dice is recorded after every
     epoch, and with ``config.patience`` training stops early and keeps the best epoch's weights.
+    cache: a `lib.training_cache.TrainingCache`. When it holds a run with the same initial
+    weights, data, settings, device, threads and library code, its weights are loaded instead of
+    training (the history says ``from_cache``; its times are those of the original training);
+    otherwise the trained weights are stored in it.
     """
     _check_arrays(model, images, masks)
     if validation is not None:
@@ -230,8 +239,16 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
         torch.set_num_threads(config.num_threads)
     try:
         seed_everything(config.seed)
-        order_rng = np.random.default_rng(config.seed)
         model.to(device).train()
+        key = None
+        if cache is not None:
+            from lib.training_cache import training_key
+
+            key = training_key(model, images, masks, config, validation, device)
+            cached = cache.load(key, model)
+            if cached is not None:
+                return cached  # training draws from no global RNG, so the state after it is the seeded one
+        order_rng = np.random.default_rng(config.seed)
         optimizer = torch.optim.Adam(_parameter_groups(model, config))
         initial_lrs = [group["lr"] for group in optimizer.param_groups]
         n = images.shape[0]
@@ -281,6 +298,8 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
         history.seconds = time.perf_counter() - start
         trained = len(history.epoch_losses)
         history.slices_per_second = trained * n / history.seconds if history.seconds > 0 else float("inf")
+        if key is not None:
+            cache.store(key, model, history)
         return history
     finally:
         torch.set_num_threads(previous_threads)

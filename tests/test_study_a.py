@@ -293,11 +293,8 @@ def test_inner_split_holds_out_patients_of_the_training_fold_only():
         inner_split({**params, "unet_val_fraction": 0.2}, data, ids[:2], fold=0)
 
 
-def test_cross_validation_with_early_stopping_scores_each_patient_once_per_subset_and_seed():
-    """A tiny cohort (ET bright on T1ce): every training patient is scored out of fold exactly once
-    per (subset, seed), by a model that stopped on other patients of its own training fold."""
-    from lib.params import load
-    from lib.study_a.comparison import cross_validate_subsets, training_lengths
+def _tiny_et_data():
+    """10 patients x 2 slices of 16 px, ET a square bright on T1ce, one test patient."""
     from lib.study_a.data import StudyAData
 
     rng = np.random.default_rng(0)
@@ -310,8 +307,18 @@ def test_cross_validation_with_early_stopping_scores_each_patient_once_per_subse
     grades = np.array(["HGG" if i < 6 else "LGG" for i in range(n_subjects)], dtype=object).repeat(per)
     train = SliceSet(images=images, labels=labels, brain=np.ones(labels.shape, bool), subject_ids=ids,
                      slice_index=np.tile(np.arange(per), n_subjects), grades=grades, modalities=MODS)
-    data = StudyAData(train=train, test=train.for_subjects(["s0"]), train_ids=sorted(set(ids)), test_ids=["s0"],
+    return StudyAData(train=train, test=train.for_subjects(["s0"]), train_ids=sorted(set(ids)), test_ids=["s0"],
                       target="ET", synthetic=True)
+
+
+def test_cross_validation_with_early_stopping_scores_each_patient_once_per_subset_and_seed():
+    """A tiny cohort (ET bright on T1ce): every training patient is scored out of fold exactly once
+    per (subset, seed), by a model that stopped on other patients of its own training fold."""
+    from lib.params import load
+    from lib.study_a.comparison import cross_validate_subsets, training_lengths
+
+    n_subjects = 10
+    data = _tiny_et_data()
     params = load(REPO / "params/study_a/et-smoke.yaml",
                   {"unet_patience": 2, "unet_epochs": 6, "unet_val_fraction": 0.25, "num_threads": 1})
     subsets = {"baseline": MODS, "paper key": ("t1ce",)}
@@ -323,6 +330,30 @@ def test_cross_validation_with_early_stopping_scores_each_patient_once_per_subse
     assert list(lengths["models"]) == [4, 4]  # 2 folds x 2 seeds per subset
     table, tests = table_one(per_run)
     assert set(tests["subset"]) == {"paper key"} and "dice_diff_by_seed" in tests
+
+
+def test_a_resumed_run_reuses_every_model_and_gives_the_same_scores(tmp_path):
+    """With ``training_cache_dir`` a second run (as after an interruption) trains nothing: the
+    U-Nets of every fold and the neural ODE come from the cache, with the same scores."""
+    import lib.training_cache as cache_module
+    from lib.params import load
+    from lib.study_a.comparison import cross_validate_subsets
+    from lib.study_a.ode import patient_scores, train_ode
+
+    data = _tiny_et_data()
+    folder = tmp_path / "training-cache"
+    params = load(REPO / "params/study_a/et-smoke.yaml",
+                  {"unet_epochs": 2, "ode_epochs": 1, "num_threads": 1, "training_cache_dir": str(folder)})
+    subsets = {"baseline": MODS, "paper key": ("t1ce",)}
+    runs = []
+    for _ in range(2):
+        per_run = cross_validate_subsets(params, data, subsets, folds=2, seeds=[0])
+        model, history = train_ode(params, data, seed=0)
+        runs.append((per_run, patient_scores(model, data, "train"), history.from_cache))
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
+    pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
+    assert (runs[0][2], runs[1][2]) == (False, True)
+    assert cache_module.usage()[str(folder)] == {"trained": 5, "reused": 5}  # 2 subsets x 2 folds + 1 ODE, each
 
 
 def test_twin_subsets_name_the_tumour_free_modality_and_refuse_pointless_ones():

@@ -16,6 +16,7 @@ from lib.models.node import SegmentationUNet
 from lib.stats import mean_sd, wilcoxon_signed_rank
 from lib.study_a.data import StudyAData
 from lib.train import TrainConfig, predict_masks, prior_logit, train_segmenter
+from lib.training_cache import training_cache
 
 METRICS = ("dice", "accuracy", "sensitivity", "specificity")
 METRIC_LABELS = {"dice": "Dice", "accuracy": "Accuracy (%)", "sensitivity": "Sensitivity", "specificity": "Specificity"}
@@ -90,7 +91,8 @@ def train_unet(params: Mapping[str, Any], images: np.ndarray, masks: np.ndarray,
                          loss=params["unet_loss"], seed=seed, device=params["device"],
                          num_threads=params["num_threads"], progress=False, patience=patience,
                          lr_schedule=params["unet_lr_schedule"])
-    model.history = train_segmenter(model, images, masks, config, validation=validation if patience else None)
+    model.history = train_segmenter(model, images, masks, config, validation=validation if patience else None,
+                                    cache=training_cache(params))
     return model
 
 

@@ -21,6 +21,7 @@ from lib.metrics import scores_by_group
 from lib.models.node import NeuralODESegmenter
 from lib.study_a.data import StudyAData
 from lib.train import TrainConfig, TrainHistory, predict_masks, prior_logit, save_checkpoint, train_segmenter
+from lib.training_cache import training_cache
 
 
 def ode_train_config(params: Mapping[str, Any], seed: int) -> TrainConfig:
@@ -46,7 +47,8 @@ def train_ode(params: Mapping[str, Any], data: StudyAData, seed: int, checkpoint
     """Train one ODE model; returns (model, history). Saves a checkpoint when a path is given."""
     seed_everything(seed)
     model = build_ode(params, data, vector_field).to(resolve_device(params["device"]))
-    history = train_segmenter(model, data.train.images, data.train.region(data.target), ode_train_config(params, seed))
+    history = train_segmenter(model, data.train.images, data.train.region(data.target), ode_train_config(params, seed),
+                              cache=training_cache(params))
     if checkpoint is not None:
         save_checkpoint(model, checkpoint, extra={"seed": seed, "target": data.target, "swapped": list(data.swapped),
                                                   "vector_field": vector_field,

@@ -1,0 +1,193 @@
+"""The training cache: a reused model is the model training would give; anything that changes the
+weights changes the key; a damaged or foreign entry is retrained, never trusted."""
+
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import lib.training_cache as cache_module
+from lib.fingerprint import array_fingerprint
+from lib.models import NeuralODESegmenter, SegmentationUNet
+from lib.train import TrainConfig, predict_logits, train_segmenter
+from lib.training_cache import TrainingCache, training_cache, training_key
+
+MODALITIES = ("flair", "t1ce")
+
+
+def toy(n: int = 12, size: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.standard_normal((n, len(MODALITIES), size, size)).astype(np.float32)
+    return images, images[:, 0] > 0.3
+
+
+def node(seed: int = 0) -> NeuralODESegmenter:
+    torch.manual_seed(seed)
+    return NeuralODESegmenter(MODALITIES, base_width=4, depth=2, train_steps=2, sensitivity="autograd")
+
+
+def config(**kwargs) -> TrainConfig:
+    settings = dict(epochs=2, batch_size=4, lr=1e-2, device="cpu", progress=False, seed=1)
+    settings.update(kwargs)
+    return TrainConfig(**settings)
+
+
+def rng_draws():
+    return (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())
+
+
+def test_array_fingerprint_depends_on_values_shape_and_dtype_not_layout():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert array_fingerprint(a) == array_fingerprint(np.asfortranarray(a))
+    assert array_fingerprint(a) == array_fingerprint(a.transpose(2, 1, 0).copy().transpose(2, 1, 0))
+    b = a.copy()
+    b[1, 2, 3] += 1
+    assert array_fingerprint(a) != array_fingerprint(b)
+    assert array_fingerprint(a) != array_fingerprint(a.reshape(4, 3, 2))
+    assert array_fingerprint(a) != array_fingerprint(a.astype(np.float64))
+
+
+def test_a_reused_model_is_bit_identical_to_the_trained_one_and_leaves_the_same_rng_state(tmp_path):
+    images, masks = toy()
+    cache = TrainingCache(tmp_path / "cache")
+
+    trained = node()
+    first = train_segmenter(trained, images, masks, config(), cache=cache)
+    after_training = rng_draws()
+    assert not first.from_cache and len(list((tmp_path / "cache").glob("*.pt"))) == 1
+
+    reused = node()
+    second = train_segmenter(reused, images, masks, config(), cache=cache)
+    after_reuse = rng_draws()
+    assert second.from_cache
+    assert second.epoch_losses == first.epoch_losses and second.seconds == first.seconds
+    for name, value in trained.state_dict().items():
+        assert torch.equal(value, reused.state_dict()[name]), name
+    assert np.array_equal(predict_logits(trained, images), predict_logits(reused, images))
+    assert reused.training  # left in training mode, as training leaves it
+    # later steps of a chapter that draw random numbers see the same state either way
+    assert after_training == after_reuse
+
+
+def test_without_a_cache_nothing_is_kept_and_the_result_is_the_same(tmp_path):
+    images, masks = toy()
+    plain, cached = node(), node()
+    train_segmenter(plain, images, masks, config())
+    train_segmenter(cached, images, masks, config(), cache=TrainingCache(tmp_path))
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, cached.state_dict()[name])
+
+
+@pytest.mark.parametrize("change", ["seed", "init", "images", "masks", "epochs", "loss", "threads", "layout",
+                                    "validation", "architecture", "library code"])
+def test_every_input_of_training_changes_the_key(change, monkeypatch):
+    images, masks = toy()
+    model, settings, validation = node(), config(), None
+    base = training_key(model, images, masks, settings, validation, torch.device("cpu"))
+    if change == "seed":
+        settings = config(seed=2)
+    elif change == "init":
+        model = node(seed=5)
+    elif change == "images":
+        images = images.copy()
+        images[0, 0, 0, 0] += 1e-3
+    elif change == "masks":
+        masks = masks.copy()
+        masks[0, 0, 0] = not masks[0, 0, 0]
+    elif change == "epochs":
+        settings = config(epochs=3)
+    elif change == "loss":
+        settings = config(loss="bce+dice")
+    elif change == "threads":
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    elif change == "layout":
+        from lib.models import set_channels_last
+
+        set_channels_last(model, False)
+    elif change == "validation":
+        validation = toy(n=4, seed=3)
+    elif change == "architecture":
+        torch.manual_seed(0)
+        model = NeuralODESegmenter(MODALITIES, base_width=4, depth=2, train_steps=3, sensitivity="autograd")
+    elif change == "library code":
+        monkeypatch.setattr(cache_module, "lib_source_fingerprint", lambda: "edited")
+    key = training_key(model, images, masks, settings, validation, torch.device("cpu"))
+    assert key != base
+
+
+def test_progress_bars_do_not_change_the_key():
+    images, masks = toy()
+    model = node()
+    cpu = torch.device("cpu")
+    assert training_key(model, images, masks, config(progress=True), None, cpu) == \
+        training_key(model, images, masks, config(progress=False), None, cpu)
+
+
+def test_a_changed_setting_trains_again_instead_of_reusing(tmp_path):
+    images, masks = toy()
+    cache = TrainingCache(tmp_path)
+    train_segmenter(node(), images, masks, config(), cache=cache)
+    history = train_segmenter(node(), images, masks, config(lr=5e-3), cache=cache)
+    assert not history.from_cache
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign key"])
+def test_a_damaged_or_foreign_entry_is_retrained_and_replaced(tmp_path, damage):
+    images, masks = toy()
+    cache = TrainingCache(tmp_path)
+    reference = node()
+    train_segmenter(reference, images, masks, config(), cache=cache)
+    (entry,) = tmp_path.glob("*.pt")
+    if damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:100])
+    else:  # an entry whose stored key is another run's (a hash collision, or a file copied in by hand)
+        payload = torch.load(entry, weights_only=True)
+        payload["key"] = payload["key"].replace('"epochs":2', '"epochs":9')
+        torch.save(payload, entry)
+    model = node()
+    with pytest.warns(UserWarning, match="unusable training-cache entry"):
+        history = train_segmenter(model, images, masks, config(), cache=cache)
+    assert not history.from_cache
+    for name, value in reference.state_dict().items():
+        assert torch.equal(value, model.state_dict()[name])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert train_segmenter(node(), images, masks, config(), cache=cache).from_cache  # replaced by a good one
+
+
+def test_early_stopped_unet_is_reused_with_its_history(tmp_path):
+    images, masks = toy(n=16)
+    validation = toy(n=6, seed=4)
+    cache = TrainingCache(tmp_path)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = SegmentationUNet(MODALITIES, base_width=4, depth=2)
+        history = train_segmenter(model, images, masks, config(epochs=4, patience=1), validation=validation,
+                                  cache=cache)
+        runs.append((model, history))
+    (first_model, first), (second_model, second) = runs
+    assert second.from_cache and not first.from_cache
+    assert (second.best_epoch, second.stopped_early, second.val_dice) == (first.best_epoch, first.stopped_early,
+                                                                          first.val_dice)
+    assert np.array_equal(predict_logits(first_model, images), predict_logits(second_model, images))
+
+
+def test_the_params_name_the_cache_and_null_turns_it_off(tmp_path):
+    assert training_cache({"training_cache_dir": None}) is None
+    assert training_cache({}) is None
+    assert training_cache({"training_cache_dir": str(tmp_path)}).root == tmp_path
+    relative = training_cache({"training_cache_dir": "results/training-cache"})
+    assert relative.root.is_absolute() and relative.root.parts[-2:] == ("results", "training-cache")
+
+
+def test_usage_counts_trained_and_reused_models(tmp_path):
+    images, masks = toy()
+    cache = TrainingCache(tmp_path / "counted")
+    train_segmenter(node(), images, masks, config(), cache=cache)
+    train_segmenter(node(), images, masks, config(), cache=cache)
+    train_segmenter(node(), images, masks, config(epochs=1), cache=cache)
+    assert cache_module.usage()[str(tmp_path / "counted")] == {"reused": 1, "trained": 2}

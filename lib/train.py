@@ -45,6 +45,7 @@ __all__ = [
     "predict_masks",
     "prior_logit",
     "save_checkpoint",
+    "read_checkpoint",
     "load_checkpoint",
 ]
 
@@ -388,6 +389,15 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | Non
     return path
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw contents of a `save_checkpoint` file: format, model_class, model_kwargs,
+    state_dict (on the CPU) and extra. Raises ValueError for another format."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if payload.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: unknown checkpoint format {payload.get('format')!r}")
+    return payload
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     model_factory: Callable[..., nn.Module] | None = None,
@@ -398,9 +408,7 @@ def load_checkpoint(
     model_factory: called with the stored constructor kwargs (e.g. `NeuralODESegmenter`); None
     picks the lib.models class recorded in the file.
     """
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if payload.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: unknown checkpoint format {payload.get('format')!r}")
+    payload = read_checkpoint(path)
     if model_factory is None:
         classes = _model_classes()
         if payload["model_class"] not in classes:

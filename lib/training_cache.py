@@ -1,7 +1,7 @@
 """Trained weights kept by everything that determined them, so an interrupted run resumes.
 
 Why: the paper profile trains dozens of models at 240 px (3 neural ODE seeds, the renamed run,
-10 folds of U-Nets per subset), days of GPU time; without this, a run stopped on its last model
+10 folds of U-Nets per subset); without this, a run stopped on its last model
 would train every model again. A chapter is still one atomic run (``lib.runner``): what is kept
 here is never a result, only the weights a repeated training would produce.
 
@@ -35,8 +35,7 @@ import torch
 from torch import nn
 
 from lib.fingerprint import array_fingerprint, canonical_json, json_fingerprint, lib_source_fingerprint
-from lib.io import atomic_path
-from lib.train import TrainHistory
+from lib.train import TrainHistory, read_checkpoint, save_checkpoint
 
 __all__ = ["TRAINING_CACHE_VERSION", "TrainingCache", "training_cache", "training_key", "usage", "weights_fingerprint"]
 
@@ -122,11 +121,11 @@ class TrainingCache:
         if not path.is_file():
             return None
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload.get("key") != canonical_json(key):
+            payload = read_checkpoint(path)
+            if payload["extra"].get("training_key") != canonical_json(key):
                 raise ValueError("its stored key differs from the asked one")
             model.load_state_dict(payload["state_dict"])
-            history = TrainHistory(**{**payload["history"], "from_cache": True})
+            history = TrainHistory(**{**payload["extra"]["history"], "from_cache": True})
         except Exception as err:  # noqa: BLE001  (any unreadable entry is retrained, never trusted)
             warnings.warn(f"{path}: unusable training-cache entry ({type(err).__name__}: {err}); training again",
                           stacklevel=2)
@@ -135,15 +134,11 @@ class TrainingCache:
         return history
 
     def store(self, key: dict, model: nn.Module, history) -> Path:
-        """Write the trained weights and history under ``key``, atomically."""
+        """Write the trained weights and history under ``key``, atomically, as a `save_checkpoint`
+        file (so `lib.train.load_checkpoint` also rebuilds a cached model)."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         stored = {name: value for name, value in asdict(history).items() if name != "from_cache"}
-        payload = {"key": canonical_json(key),
-                   "state_dict": {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()},
-                   "history": stored}
-        with atomic_path(path) as temporary:
-            torch.save(payload, temporary)
+        save_checkpoint(model, path, extra={"training_key": canonical_json(key), "history": stored})
         _count(self.root, "trained")
         return path
 

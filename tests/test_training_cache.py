@@ -145,7 +145,7 @@ def test_a_damaged_or_foreign_entry_is_retrained_and_replaced(tmp_path, damage):
         entry.write_bytes(entry.read_bytes()[:100])
     else:  # an entry whose stored key is another run's (a hash collision, or a file copied in by hand)
         payload = torch.load(entry, weights_only=True)
-        payload["key"] = payload["key"].replace('"epochs":2', '"epochs":9')
+        payload["extra"]["training_key"] = payload["extra"]["training_key"].replace('"epochs":2', '"epochs":9')
         torch.save(payload, entry)
     model = node()
     with pytest.warns(UserWarning, match="unusable training-cache entry"):

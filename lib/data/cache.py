@@ -10,7 +10,6 @@ so an interrupted run can cost time but never give wrong data.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from lib.fingerprint import canonical_json
 from lib.io import atomic_path
 
 # Bump when a builder of cached arrays changes what it produces for the same arguments.
@@ -73,7 +73,7 @@ def cohort_fingerprint(root: str | Path) -> str:
 
 def key_json(key_dict: Mapping) -> str:
     """Canonical JSON of a cache key, ``CACHE_VERSION`` included. Values must be JSON types."""
-    return json.dumps({**key_dict, "cache_version": CACHE_VERSION}, sort_keys=True, separators=(",", ":"))
+    return canonical_json({**key_dict, "cache_version": CACHE_VERSION})
 
 
 def cache_path(cache_dir: str | Path, key_dict: Mapping) -> Path:

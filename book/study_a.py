@@ -81,8 +81,8 @@ from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, 
                                    paper_table_one, table_one, training_lengths, twin_subsets)
 from lib.study_a.data import load_study_a_data, region_fraction, renamed
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
-from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict, top_ranked,
-                                 verdict_rows)
+from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict,
+                                 subset_verdict_by_grade, top_ranked, verdict_rows)
 
 P, run = setup(params_file, run_dir)
 tqdm = auto_tqdm if live_widgets else text_tqdm  # text bars in a headless run: they reach the build log
@@ -571,12 +571,20 @@ variant_table.round(3)
 # Each measure is read twice: by its rule (thresholds, redundancy, convergence), and *top-ranked*
 # (the single modality with the highest score, no threshold) — the most lenient reading there is.
 # "partly" means the seeds' keys overlap the reference without all equalling it. Rows named
-# "variant" read the per-modality model of the section above (not in the paper).
+# "variant" read the per-modality model of the section above (not in the paper). The subset
+# comparison is also read by grade, with the same rule on each grade's patients alone (rows "HGG/LGG
+# patients only"; on data with known grades): on this phantom a low-grade core does not enhance, so
+# a truth about contrast enhancement speaks of high-grade tumours. These rows add to the verdict over
+# all patients above them; they do not replace it, and both grades are shown whichever way they fall.
 
 # %%
 subset_result = subset_verdict(tests, holds_contrasts(P["paper_key_modalities"], reference),
                                holds_contrasts(subsets.get("paper complement", ()), reference),
                                P["subset_near_baseline"], P["subset_clearly_lower"])
+subset_by_grade = subset_verdict_by_grade(
+    per_patient, dict(zip(data.train.subject_ids, data.train.grades)),
+    holds_contrasts(P["paper_key_modalities"], reference), holds_contrasts(subsets.get("paper complement", ()), reference),
+    P["subset_near_baseline"], P["subset_clearly_lower"], alpha=P["alpha"])
 measures = {
     "ACC, Eq. 6-7 as printed (paper's rule)": [e.key_acc for e in explained.values()],
     "ACC, printed, top-ranked final μ": [top_ranked(e.key_acc) for e in explained.values()],
@@ -596,7 +604,7 @@ VARIANT_MEASURES = {  # the per-modality variant's own verdicts (not in the pape
 }
 if variant:
     measures.update({name: [getattr(e, field) for e in variant.values()] for name, field in VARIANT_MEASURES.items()})
-verdict = verdict_rows(TARGET, reference, reference_source, measures, subset_result)
+verdict = verdict_rows(TARGET, reference, reference_source, measures, subset_result, subset_by_grade)
 if len(permutation):
     follows_by_measure = permutation.groupby("measure")["verdict"].agg(lambda v: ", ".join(sorted(set(v))))
     name_map = {"ACC, Eq. 6-7 as printed (paper's rule)": "ACC (printed)",
@@ -645,7 +653,9 @@ for _, row in verdict.iterrows():
              **{name: f"variant_per_modality_{variant_short[field]}" for name, field in VARIANT_MEASURES.items()},
              "occlusion, largest single drop": "occlusion_top", "integrated gradients": "attribution",
              "integrated gradients, largest share": "attribution_top",
-             "U-Net subset comparison (Table I)": "subset_unet"}[row["measure"]]
+             "U-Net subset comparison (Table I)": "subset_unet",
+             **{f"U-Net subset comparison (Table I), {g} patients only": f"subset_unet_{g.lower()}"
+                for g in subset_by_grade}}[row["measure"]]
     summary[f"{short}_verdict"] = row["verdict"]
     summary[f"{short}_seeds_agreeing"] = row["seeds agreeing"]
 summary["acc_most_frequent_key"] = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]

@@ -9,7 +9,8 @@ from lib.data.slices import SliceSet
 from lib.explain.verdict import KeyModalityResult
 from lib.study_a.comparison import average_over_seeds, comparison_subsets, table_one
 from lib.study_a.data import swap_modality_names
-from lib.study_a.verdict import follows, follows_on_pair, holds_contrasts, subset_verdict, verdict_rows
+from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, subset_verdict, subset_verdict_by_grade,
+                                 verdict_rows)
 
 MODS = ("t1", "t1ce", "t2", "flair")
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -114,6 +115,45 @@ def test_subset_verdicts():
     assert subset_verdict(tests, True, True, 0.05, 0.1)[0] == "not discriminative"
     _, failed = table_one(_per_patient(key_dice=0.05, comp_dice=0.05, base_dice=0.05))
     assert subset_verdict(failed, True, False, 0.05, 0.1)[0] == "no verdict"
+
+
+def _two_grades(n=8):
+    """High-grade patients where the key subset is level with the baseline and the complement far
+    below; low-grade ones the other way round (subjects h0.., l0..)."""
+    high = _per_patient(key_dice=0.79, comp_dice=0.3, n=n).assign(subject=lambda d: "h" + d["subject"])
+    low = _per_patient(key_dice=0.3, comp_dice=0.79, n=n).assign(subject=lambda d: "l" + d["subject"])
+    grades = {**{s: "HGG" for s in high["subject"]}, **{s: "LGG" for s in low["subject"]}}
+    return pd.concat([high, low], ignore_index=True), grades
+
+
+def test_subset_verdict_by_grade_reads_each_grade_with_the_same_rule():
+    per_patient, grades = _two_grades()
+    by_grade = subset_verdict_by_grade(per_patient, grades, True, False, 0.05, 0.1)
+    assert list(by_grade) == ["HGG", "LGG"]
+    assert by_grade["HGG"][0] == "agrees" and by_grade["LGG"][0] == "disagrees"
+    assert "(8 HGG patients)" in by_grade["HGG"][1]  # the empty-target patient is not counted
+    # over both grades each subset is 0.255 below the baseline: the mean hides which grade fails it
+    _, tests = table_one(per_patient)
+    assert tests["dice_mean_diff_vs_baseline"].tolist() == pytest.approx([-0.255, -0.255])
+    assert subset_verdict(tests, True, False, 0.05, 0.1)[0] == "partly"
+    # too few patients in a grade: the signed-rank test cannot be significant, so no "clearly lower"
+    few, few_grades = _two_grades(n=4)
+    assert subset_verdict_by_grade(few, few_grades, True, False, 0.05, 0.1)["HGG"][0] == "partly"
+
+
+def test_subset_verdict_by_grade_needs_two_known_grades_and_some_target():
+    per_patient, grades = _two_grades()
+    assert subset_verdict_by_grade(per_patient, {s: None for s in grades}, True, False, 0.05, 0.1) == {}
+    assert subset_verdict_by_grade(per_patient, {s: "HGG" for s in grades}, True, False, 0.05, 0.1) == {}
+    no_target = per_patient.copy()
+    no_target.loc[no_target["subject"].str.startswith("l"), "target_pixels"] = 0
+    by_grade = subset_verdict_by_grade(no_target, grades, True, False, 0.05, 0.1)
+    assert by_grade["LGG"] == ("no verdict", "no LGG patient has the target")
+    rows = verdict_rows("TC", ("t1ce",), "planted", {}, ("partly", "x"), by_grade)
+    assert rows["measure"].tolist() == ["U-Net subset comparison (Table I)",
+                                        "U-Net subset comparison (Table I), HGG patients only",
+                                        "U-Net subset comparison (Table I), LGG patients only"]
+    assert rows["verdict"].tolist() == ["partly", "agrees", "no verdict"]
 
 
 def test_follows_contrast_or_name():

@@ -10,6 +10,9 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 
 from lib.explain.verdict import KeyModalityResult, agreement
+from lib.study_a.comparison import table_one
+
+SUBSET_MEASURE = "U-Net subset comparison (Table I)"  # the verdict table's row name for the subset comparison
 
 
 def swap_names(names: Iterable[str], pair: Sequence[str]) -> tuple[str, ...]:
@@ -94,6 +97,40 @@ def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_
     return "disagrees", text
 
 
+def subset_verdict_by_grade(per_patient: pd.DataFrame, grades: Mapping[str, str | None], key_holds_truth: bool,
+                            complement_holds_truth: bool, near: float, clearly_lower: float, alpha: float = 0.05,
+                            min_baseline_dice: float = 0.2) -> dict[str, tuple[str, str]]:
+    """The subset comparison read by tumour grade: :func:`subset_verdict` with the same rule and
+    thresholds on each grade's patients alone (the Wilcoxon tests re-run on them).
+
+    A supplementary reading, not a replacement of the verdict over all patients: a planted truth
+    about contrast enhancement is one about high-grade tumours (a low-grade core does not enhance,
+    so T1ce shows no more of it than T1; ``lib.data.planted``), and a mean over both grades can
+    hide whether a subset fails on one grade or on both. Every grade is reported, whichever way it
+    falls. With few patients in a grade the signed-rank test cannot reach ``alpha`` (5 pairs at
+    least for 0.05, two-sided), so that grade's complement can be "in between" at most.
+
+    ``grades``: subject -> "HGG", "LGG" or None. Returns {grade: (verdict, description)} in sorted
+    grade order; empty unless at least two grades are known (real data without grades, e.g. BraTS
+    2021+, gets no per-grade reading)."""
+    known = {subject: grade for subject, grade in grades.items() if grade}
+    labels = sorted(set(known.values()))
+    if len(labels) < 2:
+        return {}
+    out = {}
+    for grade in labels:
+        mine = per_patient[per_patient["subject"].map(known) == grade]
+        with_target = mine.loc[mine["target_pixels"] > 0, "subject"].nunique()
+        if not with_target:
+            out[grade] = ("no verdict", f"no {grade} patient has the target")
+            continue
+        _, tests = table_one(mine, alpha=alpha)
+        verdict, text = subset_verdict(tests, key_holds_truth, complement_holds_truth, near, clearly_lower,
+                                       min_baseline_dice)
+        out[grade] = (verdict, f"{text} ({with_target} {grade} patient{'' if with_target == 1 else 's'})")
+    return out
+
+
 def follows(renamed_key: Sequence[str], reference: Sequence[str], pair: Sequence[str]) -> str:
     """After renaming ``pair``: does a measure's key follow the contrast (it names only channels
     that now hold a ``reference`` contrast) or the channel name/position (only channels whose *name*
@@ -141,8 +178,10 @@ def follows_on_pair(renamed_key: Sequence[str], reference: Sequence[str], pair: 
 
 
 def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,
-                 per_measure: Mapping[str, Sequence[KeyModalityResult]], subset: tuple[str, str]) -> pd.DataFrame:
-    """The closing verdict table of one target: one row per measure."""
+                 per_measure: Mapping[str, Sequence[KeyModalityResult]], subset: tuple[str, str],
+                 subset_by_grade: Mapping[str, tuple[str, str]] | None = None) -> pd.DataFrame:
+    """The closing verdict table of one target: one row per measure, then the subset comparison
+    over all patients and, when given (:func:`subset_verdict_by_grade`), one row per grade."""
     rows = []
     for measure, results in per_measure.items():
         tally = seed_agreement(results, truth)
@@ -163,7 +202,11 @@ def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,
         rows.append({"target": target, "measure": measure, f"reference ({truth_source})": key_label(truth or ()),
                      "key modalities (seeds)": keys, "seeds agreeing": f"{agree}/{seeds}" if agree is not None else "—",
                      "verdict": verdict})
-    rows.append({"target": target, "measure": "U-Net subset comparison (Table I)",
+    rows.append({"target": target, "measure": SUBSET_MEASURE,
                  f"reference ({truth_source})": key_label(truth or ()), "key modalities (seeds)": subset[1],
                  "seeds agreeing": "—", "verdict": subset[0]})
+    for grade, (verdict, text) in (subset_by_grade or {}).items():
+        rows.append({"target": target, "measure": f"{SUBSET_MEASURE}, {grade} patients only",
+                     f"reference ({truth_source})": key_label(truth or ()), "key modalities (seeds)": text,
+                     "seeds agreeing": "—", "verdict": verdict})
     return pd.DataFrame(rows)

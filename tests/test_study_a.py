@@ -9,8 +9,8 @@ from lib.data.slices import SliceSet
 from lib.explain.verdict import KeyModalityResult
 from lib.study_a.comparison import average_over_seeds, comparison_subsets, table_one
 from lib.study_a.data import swap_modality_names
-from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, subset_verdict, subset_verdict_by_grade,
-                                 verdict_rows)
+from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, min_pairs_for_significance, subset_verdict,
+                                 subset_verdict_by_grade, verdict_rows)
 
 MODS = ("t1", "t1ce", "t2", "flair")
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -136,9 +136,21 @@ def test_subset_verdict_by_grade_reads_each_grade_with_the_same_rule():
     _, tests = table_one(per_patient)
     assert tests["dice_mean_diff_vs_baseline"].tolist() == pytest.approx([-0.255, -0.255])
     assert subset_verdict(tests, True, False, 0.05, 0.1)[0] == "partly"
-    # too few patients in a grade: the signed-rank test cannot be significant, so no "clearly lower"
-    few, few_grades = _two_grades(n=4)
-    assert subset_verdict_by_grade(few, few_grades, True, False, 0.05, 0.1)["HGG"][0] == "partly"
+    # too few patients in a grade for the signed-rank test to reach alpha: no verdict, not "partly"
+    few, few_grades = _two_grades(n=5)
+    assert table_one(few[few["subject"].str.startswith("h")])[1]["p_by_patient"].min() == pytest.approx(2 / 2 ** 5)
+    verdict, reason = subset_verdict_by_grade(few, few_grades, True, False, 0.05, 0.1)["HGG"]
+    assert verdict == "no verdict" and "5 HGG patients with the target: the signed-rank test needs 6" in reason
+    assert subset_verdict_by_grade(*_two_grades(n=6), True, False, 0.05, 0.1)["HGG"][0] == "agrees"
+
+
+def test_min_pairs_for_significance_is_where_the_smallest_exact_p_drops_below_alpha():
+    assert min_pairs_for_significance(0.05) == 6   # 2/32 = 0.0625, 2/64 = 0.031
+    assert min_pairs_for_significance(0.0625) == 6  # p < alpha, strictly
+    assert min_pairs_for_significance(0.01) == 8    # 2/128 = 0.0156, 2/256 = 0.0078
+    assert min_pairs_for_significance(1.0) == 2
+    with pytest.raises(ValueError, match="alpha"):
+        min_pairs_for_significance(0)
 
 
 def test_subset_verdict_by_grade_needs_two_known_grades_and_some_target():

@@ -97,6 +97,17 @@ def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_
     return "disagrees", text
 
 
+def min_pairs_for_significance(alpha: float) -> int:
+    """Fewest pairs for which the exact two-sided Wilcoxon signed-rank test can give p < ``alpha``:
+    its smallest p-value, all differences of one sign, is 2 / 2**n (6 pairs for 0.05)."""
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    n = 1
+    while 2.0 / 2**n >= alpha:
+        n += 1
+    return n
+
+
 def subset_verdict_by_grade(per_patient: pd.DataFrame, grades: Mapping[str, str | None], key_holds_truth: bool,
                             complement_holds_truth: bool, near: float, clearly_lower: float, alpha: float = 0.05,
                             min_baseline_dice: float = 0.2) -> dict[str, tuple[str, str]]:
@@ -107,8 +118,9 @@ def subset_verdict_by_grade(per_patient: pd.DataFrame, grades: Mapping[str, str 
     about contrast enhancement is one about high-grade tumours (a low-grade core does not enhance,
     so T1ce shows no more of it than T1; ``lib.data.planted``), and a mean over both grades can
     hide whether a subset fails on one grade or on both. Every grade is reported, whichever way it
-    falls. With few patients in a grade the signed-rank test cannot reach ``alpha`` (5 pairs at
-    least for 0.05, two-sided), so that grade's complement can be "in between" at most.
+    falls. A grade with fewer patients than :func:`min_pairs_for_significance` gets no verdict:
+    its signed-rank test could not reach ``alpha`` whatever the Dice, so the rule could never say
+    "clearly lower" there, and a verdict that cannot agree would be no test.
 
     ``grades``: subject -> "HGG", "LGG" or None. Returns {grade: (verdict, description)} in sorted
     grade order; empty unless at least two grades are known (real data without grades, e.g. BraTS
@@ -123,6 +135,11 @@ def subset_verdict_by_grade(per_patient: pd.DataFrame, grades: Mapping[str, str 
         with_target = mine.loc[mine["target_pixels"] > 0, "subject"].nunique()
         if not with_target:
             out[grade] = ("no verdict", f"no {grade} patient has the target")
+            continue
+        needed = min_pairs_for_significance(alpha)
+        if with_target < needed:
+            out[grade] = ("no verdict", f"{with_target} {grade} patient{'' if with_target == 1 else 's'} with the "
+                                        f"target: the signed-rank test needs {needed} to reach p < {alpha:g}")
             continue
         _, tests = table_one(mine, alpha=alpha)
         verdict, text = subset_verdict(tests, key_holds_truth, complement_holds_truth, near, clearly_lower,

@@ -60,6 +60,7 @@ from lib.plots import modality_grid, label_histograms
 from lib.results import SYNTHETIC_LABEL, setup
 
 P, run = setup(params_file, run_dir)
+pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
 cohort = prepare_cohort(P)
 if cohort.synthetic:
     display(Markdown(f"**{SYNTHETIC_LABEL}.** Every figure and table in this chapter is computed from the "

@@ -85,6 +85,7 @@ from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_
                                  subset_verdict_by_grade, top_ranked, verdict_rows)
 
 P, run = setup(params_file, run_dir)
+pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
 tqdm = auto_tqdm if live_widgets else text_tqdm  # text bars in a headless run: they reach the build log
 if P["num_threads"]:
     torch.set_num_threads(P["num_threads"])

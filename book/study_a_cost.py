@@ -45,6 +45,7 @@ from lib.paths import REPO_ROOT
 from lib.results import setup
 
 P, run = setup(params_file, run_dir)
+pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
 device = resolve_device(P["device"])
 summary = {"device": device_name(device)}
 display(Markdown(f"Device: **{device_name(device)}**, {os.cpu_count()} CPU cores. Random images of "

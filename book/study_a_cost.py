@@ -92,7 +92,8 @@ if P["run_benchmark"]:
                 "training_per_modality_field.autograd.slices_per_second",
                 "training_per_modality_field.slowdown_adjoint", "training_per_modality_field.slowdown_autograd"):
         summary[f"bench_{key.replace('.', '_')}"] = float(ode_bench.loc[key, "value"])
-    display(ode_bench)
+    with pd.option_context("display.max_rows", None):  # every benchmark figure, not pandas' first and last rows
+        display(ode_bench)
     display(Markdown(
         f"Training: adjoint {summary['bench_training_adjoint_slices_per_second']:.1f} slices/s, backpropagation "
         f"through the solver {summary['bench_training_autograd_slices_per_second']:.1f} slices/s "

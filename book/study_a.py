@@ -81,8 +81,8 @@ from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, 
                                    paper_table_one, table_one, training_lengths, twin_subsets)
 from lib.study_a.data import load_study_a_data, region_fraction, renamed
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
-from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict,
-                                 subset_verdict_by_grade, top_ranked, verdict_rows)
+from lib.study_a.verdict import (SUBSET_MEASURE, follows, follows_on_pair, holds_contrasts, key_label, seed_agreement,
+                                 subset_verdict, subset_verdict_by_grade, top_ranked, verdict_rows)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -400,7 +400,8 @@ display(Markdown(f"Epochs each subset's U-Nets ran and the epoch they kept (cap 
                  + (f", early stopping after {P['unet_patience']} epochs without a better inner-validation Dice):"
                     if P["unet_patience"] else ", no early stopping):")))
 display(lengths)
-by_grade = dice_by_grade(per_patient, dict(zip(data.train.subject_ids, data.train.grades)))
+train_grades = dict(zip(data.train.subject_ids, data.train.grades))  # Table I's patients: the training set
+by_grade = dice_by_grade(per_patient, train_grades)
 run.table("table-i-dice-by-grade", by_grade, index=True)
 display(Markdown("Out-of-fold Dice by grade (patients with some target): where a subset works for one grade and "
                  "not the other, the inputs carry the target differently in the two."))
@@ -413,7 +414,7 @@ display(by_grade.round(3))
 # near 0 or 1 on a handful of pixels, so they move a mean over patients a lot.
 
 # %%
-gaps = dice_gaps(per_patient, dict(zip(data.train.subject_ids, data.train.grades)))
+gaps = dice_gaps(per_patient, train_grades)
 run.table("table-i-dice-gaps", gaps)
 fig = dice_gap_scatter(gaps, title=f"Table I, {TARGET}: Dice difference to the baseline per patient ({this_build})")
 run.figure(f"table-i-gaps-{TARGET}", fig)
@@ -583,7 +584,7 @@ subset_result = subset_verdict(tests, holds_contrasts(P["paper_key_modalities"],
                                holds_contrasts(subsets.get("paper complement", ()), reference),
                                P["subset_near_baseline"], P["subset_clearly_lower"])
 subset_by_grade = subset_verdict_by_grade(
-    per_patient, dict(zip(data.train.subject_ids, data.train.grades)),
+    per_patient, train_grades,
     holds_contrasts(P["paper_key_modalities"], reference), holds_contrasts(subsets.get("paper complement", ()), reference),
     P["subset_near_baseline"], P["subset_clearly_lower"], alpha=P["alpha"])
 measures = {
@@ -654,8 +655,8 @@ for _, row in verdict.iterrows():
              **{name: f"variant_per_modality_{variant_short[field]}" for name, field in VARIANT_MEASURES.items()},
              "occlusion, largest single drop": "occlusion_top", "integrated gradients": "attribution",
              "integrated gradients, largest share": "attribution_top",
-             "U-Net subset comparison (Table I)": "subset_unet",
-             **{f"U-Net subset comparison (Table I), {g} patients only": f"subset_unet_{g.lower()}"
+             SUBSET_MEASURE: "subset_unet",
+             **{f"{SUBSET_MEASURE}, {g} patients only": f"subset_unet_{g.lower()}"
                 for g in subset_by_grade}}[row["measure"]]
     summary[f"{short}_verdict"] = row["verdict"]
     summary[f"{short}_seeds_agreeing"] = row["seeds agreeing"]

@@ -68,7 +68,7 @@ from tqdm.auto import tqdm as auto_tqdm
 
 from lib.data.planted import planted_key_modalities
 from lib.device import device_name, resolve_device
-from lib.explain.acc import binarised_contribution, segmentation_frames
+from lib.explain.acc import ACCRule, binarised_contribution, key_modalities_acc, segmentation_frames
 from lib.explain.separability import subtraction_separability
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_SAMPLES, STUDY_A_TABLE_II
 from lib.plots import acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure, heatmap, oriented
@@ -223,24 +223,36 @@ else:
 # %% [markdown]
 # ### Figure 7: the accumulated contribution curves, one panel per seed
 #
-# Mean ± sd over the test slices of $\mu_t^k$ (Eq. 7 with Eq. 6 as printed). Below: the key
-# modalities the paper's reading gives for each seed, with the rule's reasons.
+# Mean ± sd over the test slices of $\mu_t^k$ (Eq. 7 with Eq. 6 as printed). Which slices: the
+# parameter `acc_slices` (`lib.explain.acc.ACC_SLICES`). "segmented" (the default) averages over
+# the slices where the model's own final segmentation $\gamma$ is non-empty: on a slice with an
+# empty $\gamma$, Eq. (7) is 0 wherever $\eta^k$ is non-empty, whatever the modality does, and the
+# paper's T1ce curve "close to 1" for ET could not be reached if such slices counted. "all" keeps
+# every test slice. Below: the key modalities the paper's reading gives for each seed, with the
+# rule's reasons, and the same rule on the other choice of slices.
 
 # %%
-fig = acc_panels({s: e.acc.curves("printed") for s, e in explained.items()}, data.modalities,
-                 title=f"ACC (Eq. 6–7 as printed), {TARGET}")
+ACC_SLICES_OTHER = "all" if P["acc_slices"] == "segmented" else "segmented"
+fig = acc_panels({s: e.acc.curves("printed", P["acc_slices"]) for s, e in explained.items()}, data.modalities,
+                 title=f"ACC (Eq. 6–7 as printed), {TARGET}, {P['acc_slices']} slices")
 run.figure(f"acc-{TARGET}", fig)
 plt.show()
-fig = acc_panels({s: e.acc.curves("polarity_aware") for s, e in explained.items()}, data.modalities,
-                 title=f"ACC with the polarity-aware η (variant), {TARGET}")
+fig = acc_panels({s: e.acc.curves("polarity_aware", P["acc_slices"]) for s, e in explained.items()}, data.modalities,
+                 title=f"ACC with the polarity-aware η (variant), {TARGET}, {P['acc_slices']} slices")
 run.figure(f"acc-polarity-aware-{TARGET}", fig)
 plt.show()
 for s, e in explained.items():
-    run.table(f"acc-curves-seed{s}", e.acc.curves("printed"))
+    run.table(f"acc-curves-seed{s}", e.acc.curves("printed", P["acc_slices"]))
 acc_keys = pd.DataFrame([{"seed": s, "ACC key (printed)": key_label(e.key_acc.key),
                           "ACC key (polarity-aware)": key_label(e.key_acc_polarity.key),
+                          "slices averaged": f"{int(e.acc.segmented_slices().sum()) if P['acc_slices'] == 'segmented' else len(e.acc.gamma)}"
+                                             f" of {len(e.acc.gamma)}",
                           "final μ per modality (printed)": ", ".join(f"{k} {v:.2g}" for k, v in e.key_acc.scores.items()),
                           "top-ranked final μ": key_label(top_ranked(e.key_acc).key),
+                          f"ACC key (printed), {ACC_SLICES_OTHER} slices": key_label(key_modalities_acc(
+                              e.acc.curves("printed", ACC_SLICES_OTHER), ACCRule(**P["acc_rule"])).key),
+                          f"ACC key (polarity-aware), {ACC_SLICES_OTHER} slices": key_label(key_modalities_acc(
+                              e.acc.curves("polarity_aware", ACC_SLICES_OTHER), ACCRule(**P["acc_rule"])).key),
                           "reasons": e.key_acc.reasons} for s, e in explained.items()])
 run.table("acc-keys", acc_keys)
 acc_keys
@@ -552,7 +564,7 @@ run.table("per-modality-variant", variant_table)
 if variant:
     for curve, figure_name, label in (("printed", "acc", "ACC (Eq. 6–7 as printed)"),
                                       ("logit_share", "logit-share", "Logit share inside γ")):
-        fig = acc_panels({s: e.acc.curves(curve) for s, e in variant.items()}, data.modalities,
+        fig = acc_panels({s: e.acc.curves(curve, P["acc_slices"]) for s, e in variant.items()}, data.modalities,
                          title=f"{label}, one U-Net per modality (variant), {TARGET}")
         run.figure(f"{figure_name}-per-modality-{TARGET}", fig)
         plt.show()

@@ -22,3 +22,16 @@ def display(path: str | Path) -> str:
         return str(path.resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
+
+
+def folder_for_key(key: str, path: str | Path) -> Path:
+    """The folder a parameter ``key`` names (resolved as :func:`resolve`), created if missing.
+    A path that cannot be a folder (a file, a read-only place) raises ``ValueError`` in one line
+    naming the key, before anything is computed."""
+    folder = resolve(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ValueError(f"key '{key}': {display(folder)}: cannot be used as a folder ({reason})") from None
+    return folder

@@ -223,6 +223,7 @@ def run(
     input_fingerprint = _sha256_text(
         script.read_text(encoding="utf-8"), params_mod.dump(params), lib_source_fingerprint(), data_fingerprint or ""
     )
+    _recover_interrupted_swap(final_dir, log)
     previous = read_complete_manifest(final_dir)
     if not force and previous and previous.get("input_fingerprint") == input_fingerprint:
         log(f"up to date: {display(final_dir)} (inputs unchanged; --force re-runs)")
@@ -328,6 +329,21 @@ def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], s
     nbformat.write(nb, str(path))
 
 
+def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = print) -> None:
+    """Undo a :func:`_swap_into_place` stopped between its two renames (the previous complete
+    result is then only in ``.<name>.old-<pid>``): put it back; drop leftovers once ``final_dir``
+    is there. A folder whose runner is still alive is left alone."""
+    for old in sorted(final_dir.parent.glob(f".{final_dir.name}.old-*")):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        if not final_dir.exists() and read_complete_manifest(old) is not None:
+            os.replace(old, final_dir)
+            log(f"restored the previous result {display(final_dir)} (a run was stopped while replacing it)")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
     """Replace ``final_dir`` by ``work_dir`` so that a complete result is always either the old
     or the new one (two renames; the old one is deleted only after the new one is in place)."""
@@ -383,7 +399,7 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
     path = Path(path)
     try:
         plan = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise params_mod.ParamsError(f"{display(path)}: cannot read the book plan ({type(err).__name__})") from None
     runs = plan.get("runs") if isinstance(plan, dict) else None
     if not isinstance(runs, list):

@@ -45,10 +45,21 @@ def _pair_or_empty(values) -> str | None:
     return _distinct(values)
 
 
+def _run_name(value) -> str | None:
+    # The run's folder under results/<study>/: one plain path component, so that it can neither
+    # escape results/ nor clash with the runner's hidden temporary folders.
+    if value is None:
+        return None
+    if not value or "/" in value or "\\" in value or value.startswith(".") or value != value.strip():
+        return "expected a plain folder name (no '/', not starting with '.', no surrounding spaces)"
+    return None
+
+
 COMMON = {
     "study": Field("str", help="which schema/study this file belongs to"),
     "profile": Field("str", choices=PROFILES, help="smoke (tests), default (make book), paper (GPU)"),
-    "name": Field("str", default=None, nullable=True, help="run name; defaults to the file's stem"),
+    "name": Field("str", default=None, nullable=True, check=_run_name,
+                  help="run name (a folder under results/<study>/); defaults to the file's stem"),
     "title": Field("str", default="", help="shown at the top of the chapter"),
     "seed": Field("int", default=0, minimum=0),
     "device": Field("str", default="auto", choices=("auto", "cpu", "cuda")),
@@ -127,6 +138,9 @@ STUDY_A = {
     "figure_times": Field("list[float]", default=[0.0, 0.3, 0.5, 0.8, 1.0]),
     "flow_batch_size": Field("int", default=8, minimum=1),
     "acc_rule": Field("dict[str,scalar]", default={}, help="overrides of lib.explain.acc.ACCRule"),
+    "acc_slices": Field("str", default="segmented", choices=("segmented", "all"),
+                        help="test slices the ACC curves average over: those with a non-empty final segmentation "
+                             "gamma, or all (lib.explain.acc.ACC_SLICES)"),
     "occlusion_fill": Field("str", default="zero", choices=("zero", "brain_mean")),
     "occlusion_rule": Field("dict[str,scalar]", default={}, help="overrides of the occlusion key-modality rule"),
     "ig_steps": Field("int", default=16, minimum=2),

@@ -146,7 +146,7 @@ class TrainingCache:
 def training_cache(params: dict) -> TrainingCache | None:
     """The cache a run's parameters name (``training_cache_dir``, relative to the repository root),
     or None when they name none."""
-    from lib.paths import resolve
+    from lib.paths import folder_for_key
 
     folder = params.get("training_cache_dir")
-    return TrainingCache(resolve(folder)) if folder else None
+    return TrainingCache(folder_for_key("training_cache_dir", folder)) if folder else None

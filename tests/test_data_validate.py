@@ -100,7 +100,7 @@ def test_file_that_is_not_gzip_at_all(make_cohort):
 def test_shape_mismatch_names_the_odd_file_and_the_reference(make_cohort, synth):
     root = make_cohort("brats2021", n_subjects=1)
     path = root / "BraTS2021_00000" / "BraTS2021_00000_t2.nii.gz"
-    synth.write_nifti(path, np.ones((16, 16, 9), np.float32))
+    synth.write_nifti(path, np.arange(16 * 16 * 9, dtype=np.float32).reshape(16, 16, 9))
     only_problem(validate_cohort(root), path, "shape (16, 16, 9) differs from BraTS2021_00000_t1.nii.gz (16, 16, 8)")
 
 
@@ -281,3 +281,14 @@ def test_gzip_with_bad_crc_is_unreadable(make_cohort):
     compressed[-8] ^= 0xFF  # corrupt the stored CRC32: the data decompress, the check fails
     path.write_bytes(bytes(compressed))
     only_problem(validate_cohort(root), path, "unreadable")
+
+
+def test_constant_modality_is_refused_but_an_empty_label_is_not(make_cohort, synth):
+    # A blank T1ce would pass every other check, and a study of which modality matters would then
+    # silently learn without it. A label with no tumour (all zero) is a normal subject.
+    root = make_cohort("brats2020", n_subjects=2)
+    folder = root / "BraTS20_Training_002"
+    path = folder / "BraTS20_Training_002_t1ce.nii.gz"
+    synth.write_nifti(path, np.zeros((16, 16, 8), np.float32))
+    synth.write_nifti(folder / "BraTS20_Training_002_seg.nii.gz", np.zeros((16, 16, 8), np.uint8))
+    only_problem(validate_cohort(root), path, "image is constant (every voxel 0)")

@@ -319,3 +319,28 @@ def test_acc_from_model_matches_step_by_step():
     curves = run.curves()
     assert set(curves.modality) == {"flair", "t1ce"} and len(curves) == 12
     assert model.training  # restored
+
+
+def test_acc_slices_segmented_leaves_out_slices_with_empty_gamma():
+    # Slice 0: gamma and eta^0 coincide (mu = 1). Slice 1: gamma empty, eta^0 non-empty, so Eq. (7)
+    # gives 0 there whatever the modality does. Over "all" slices the mean is 0.5, over the
+    # "segmented" ones 1. Channel 1's eta is empty on both: nan on slice 1 (0/0), 0 on slice 0.
+    gamma = np.zeros((2, 2, 2), bool)
+    gamma[0, 0] = True
+    eta = np.zeros((1, 2, 2, 2, 2), bool)
+    eta[0, 0, 0, 0] = True
+    eta[0, 1, 0, 1] = True
+    mu = acc.accumulated_contribution(eta, gamma)
+    nothing = np.zeros((1, 2, 2))
+    run = acc.ACCRun(t=np.array([1.0]), modalities=("flair", "t1ce"), w=np.ones(2), b=0.0, gamma=gamma, mu=mu,
+                     mu_polarity_aware=mu, logit_share=nothing, eta_coverage=nothing, eta_area=nothing,
+                     I_1=None, final_frame_error=0.0)
+    np.testing.assert_array_equal(run.segmented_slices(), [True, False])
+    every = run.curves("printed", "all").set_index("modality")
+    segmented = run.curves("printed", "segmented").set_index("modality")
+    assert every.loc["flair", "mean"] == 0.5 and every.loc["flair", "n"] == 2
+    assert segmented.loc["flair", "mean"] == 1.0 and segmented.loc["flair", "n"] == 1
+    assert segmented.loc["t1ce", "mean"] == 0.0 and every.loc["t1ce", "n"] == 1
+    assert run.curves("printed").equals(run.curves("printed", "all"))
+    with pytest.raises(ValueError, match="segmented"):
+        run.curves("printed", "tumour")

@@ -21,3 +21,24 @@ def test_write_json_handles_numpy(tmp_path):
 
     io.write_json(tmp_path / "x.json", {"a": np.float32(0.5), "b": np.arange(2)})
     assert io.read_json(tmp_path / "x.json") == {"a": 0.5, "b": [0, 1]}
+
+
+def test_atomic_write_gives_the_usual_file_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    target = tmp_path / "summary.json"
+    io.write_json(target, {"v": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_folder_for_key_names_the_key_when_the_path_cannot_be_a_folder(tmp_path):
+    from lib.paths import folder_for_key
+
+    assert folder_for_key("cache_dir", tmp_path / "new" / "deeper").is_dir()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ValueError) as info:
+        folder_for_key("cache_dir", a_file / "cohorts")
+    assert str(info.value).startswith("key 'cache_dir': ") and "cannot be used as a folder" in str(info.value)

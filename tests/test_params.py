@@ -113,3 +113,20 @@ def test_phantom_contrast_gain_reaches_the_generator_and_is_checked(tmp_path):
         P.load(base, {"phantom_contrast_gain": {"dwi": 0}})
     with pytest.raises(ParamsError, match=r"key 'phantom_contrast_gain': the gain of 't1' must be >= 0"):
         P.load(base, {"phantom_contrast_gain": {"t1": -1}})
+
+
+def test_load_names_the_file_when_it_is_not_text_or_repeats_a_key(tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00s\x00t")
+    with pytest.raises(ParamsError) as info:
+        P.load(binary)
+    assert str(info.value) == f"{binary}: cannot read the parameter file (not UTF-8 text)"
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("study: data\nprofile: smoke\nimage_size: 32\nimage_size: 48\n")
+    with pytest.raises(ParamsError) as info:
+        P.load(twice)
+    assert str(info.value) == f"{twice}: line 4 key 'image_size' is given twice"
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("study: data\nprofile: smoke\nsubset: {a: [t1], b: [t2]}\n")
+    with pytest.raises(ParamsError, match="key 'subset'"):  # distinct inner keys pass the duplicate check
+        P.load(nested)

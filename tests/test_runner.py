@@ -182,3 +182,50 @@ def test_executed_notebook_shows_a_progress_bar_as_its_final_line(toy):
                if o["output_type"] == "stream"]
     assert ("stderr", "steps: 50/50\n") in streams and ("stdout", "plain output stays\n") in streams
     assert not any("steps: 49/50" in text for _, text in streams)
+
+
+def test_run_stopped_between_the_two_renames_restores_the_previous_result(toy, monkeypatch):
+    # _swap_into_place moves the old result aside, then the new one into place. Stopped between
+    # the two, the old complete result is only in .toy-smoke.old-<pid>; the next run puts it back
+    # (it is complete and trusted: up to date for its inputs) instead of losing it.
+    chapter, params, results = toy
+    runner.run(chapter, params, results_root=results, log_output=False)
+    out = results / "toy" / "toy-smoke"
+    before = (out / "manifest.json").read_text()
+    real_replace = runner.os.replace
+
+    def stop_after_moving_the_old_result_aside(src, dst):
+        real_replace(src, dst)
+        if ".old-" in str(dst):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.os, "replace", stop_after_moving_the_old_result_aside)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(chapter, params, {"x": 4}, results_root=results, log_output=False)
+    monkeypatch.setattr(runner.os, "replace", real_replace)
+    assert not out.exists() and len(list((results / "toy").glob(".toy-smoke.old-*"))) == 1
+
+    again = runner.run(chapter, params, results_root=results, log_output=False)
+    assert again.skipped and (out / "manifest.json").read_text() == before
+    assert sorted(p.name for p in (results / "toy").iterdir()) == ["toy-smoke"]
+
+
+def test_leftover_old_folder_beside_a_result_is_removed(toy):
+    chapter, params, results = toy
+    runner.run(chapter, params, results_root=results, log_output=False)
+    leftover = results / "toy" / ".toy-smoke.old-999999999"
+    leftover.mkdir()
+    (leftover / "summary.json").write_text("{}")
+    assert runner.run(chapter, params, results_root=results, log_output=False).skipped
+    assert not leftover.exists()
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", " padded"])
+def test_run_name_must_be_a_plain_folder_name(toy, name):
+    chapter, params, results = toy
+    monkeypatch_schema = schemas.SCHEMAS["toy"]
+    monkeypatch_schema["name"] = schemas.COMMON["name"]
+    with pytest.raises(ParamsError, match=r"key 'name': expected a plain folder name") as info:
+        runner.run(chapter, params, {"name": name}, results_root=results, log_output=False)
+    assert "\n" not in str(info.value)
+    assert not results.exists()

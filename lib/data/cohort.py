@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lib import io
-from lib.paths import display, resolve
+from lib.paths import display, folder_for_key, resolve
 
 
 class CohortError(ValueError):
@@ -107,7 +107,11 @@ def prepare_cohort(params: Mapping[str, Any]) -> Cohort:
         synthetic = is_synthetic_folder(root)  # a phantom read as a folder is still synthetic
 
     asked = {"modalities": list(params["modalities"]), "label_convention": params["label_convention"]}
-    memo = resolve(params["cache_dir"]) / "cohorts" / f"{quick_key(root, asked)}.json"
+    try:
+        cache_root = folder_for_key("cache_dir", params["cache_dir"])
+    except ValueError as err:
+        raise CohortError(str(err)) from None
+    memo = cache_root / "cohorts" / f"{quick_key(root, asked)}.json"
     if memo.is_file():
         try:
             fingerprint = io.read_json(memo)["fingerprint"]

@@ -102,6 +102,13 @@ def _read_volume(path: Path, is_label: bool, label_convention: str,
             problems.append(Problem(str(path), f"non-finite values: {n_nan} NaN and "
                                                f"{int((~finite).sum()) - n_nan} infinite voxel(s)"))
     if not is_label:
+        if volume is not None and data.size and np.issubdtype(data.dtype, np.number):
+            finite_values = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
+            if finite_values.size and finite_values.min() == finite_values.max():
+                # A blank (e.g. all-zero) modality would pass every other check and train a model
+                # that silently learns without it: a study of which modality matters cannot use it.
+                problems.append(Problem(str(path), f"image is constant (every voxel {finite_values.flat[0]:g}): "
+                                                   "no contrast"))
         return volume, None
 
     values = present_values(data)

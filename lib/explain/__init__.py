@@ -13,6 +13,7 @@ given by a ``modalities`` tuple. torch and captum are imported only by the funct
 
 from .acc import (
     ACCRule,
+    ACC_SLICES,
     ACCRun,
     acc_curves,
     acc_from_model,
@@ -68,6 +69,7 @@ __all__ = [
     "acc_curves",
     "ACCRule",
     "key_modalities_acc",
+    "ACC_SLICES",
     "ACCRun",
     "acc_from_model",
     # diagnostics

@@ -53,6 +53,7 @@ __all__ = [
     "accumulated_contribution",
     "empty_union_count",
     "acc_curves",
+    "ACC_SLICES",
     "ACCRule",
     "key_modalities_acc",
     "ACCRun",
@@ -280,8 +281,8 @@ def accumulated_contribution(eta: Any, gamma: Any) -> np.ndarray:
     Empty union (gamma empty and eta_t^k empty on that slice): 0/0, returned as nan, and the
     curves average over the slices where it is defined (count them with
     :func:`empty_union_count`). A slice with empty gamma but non-empty eta gets mu = 0; whether
-    such slices belong in the average is the caller's choice (select slices before calling
-    :func:`acc_curves`). Note mu^k <= |gamma| / |eta^k|: a large eta caps the curve.
+    such slices belong in the average is the caller's choice (:data:`ACC_SLICES`; select slices
+    before calling :func:`acc_curves`). Note mu^k <= |gamma| / |eta^k|: a large eta caps the curve.
     """
     eta = _to_numpy(eta).astype(bool, copy=False)
     region = _to_numpy(gamma).astype(bool)[None, :, None]
@@ -470,6 +471,23 @@ def key_modalities_acc(curves: pd.DataFrame, rule: ACCRule = ACCRule(), method: 
 # the whole chain on a model, in slice batches (memory: eta for all slices would not fit)
 
 
+ACC_SLICES = ("segmented", "all")
+"""Which test slices the ACC mean and sd of Figure 7 average over (study A: "the mean AAC of all
+test images").
+
+- "segmented": slices whose final segmentation gamma is non-empty. On a slice with an empty gamma,
+  Eq. (7) is 0 wherever eta^k is non-empty and 0/0 where it is empty, whatever the modality does, so
+  such slices say nothing about a modality's contribution to a segmentation. The paper's Figure 7
+  suggests this reading: T1ce's mean ACC "close to 1" for ET could not be reached if many slices
+  without an enhancing tumour counted as 0 (the paper appears to keep about a whole tumour's extent
+  of slices per patient, and an enhancing core rarely spans all of it). gamma is the model's own
+  output, not the ground truth, so the selection does not look at the answer.
+- "all": every test slice, with Eq. (7) as it falls (0 or nan on empty-gamma slices). The mean is
+  then at most the fraction of slices with a non-empty gamma, which the rule's absolute cut
+  (``ACCRule.min_final``) does not allow for.
+"""
+
+
 @dataclass
 class ACCRun:
     """Everything Eq. (4)-(7) give for a set of slices, plus what the diagnostics need.
@@ -501,10 +519,19 @@ class ACCRun:
     final_frame_error: float
     kept_frames: dict[int, np.ndarray] = field(default_factory=dict)
 
+    def segmented_slices(self) -> np.ndarray:
+        """(N,) bool: the slices whose final segmentation gamma (the model's own, Eq. 4) is non-empty."""
+        return self.gamma.reshape(len(self.gamma), -1).any(axis=1)
+
     def curves(self, variant: Literal["printed", "polarity_aware", "logit_share"] = "printed",
-               slices: Any = None) -> pd.DataFrame:
-        """:func:`acc_curves` of one variant, optionally over a subset of slices (bool or index array)."""
+               slices: Any = "all") -> pd.DataFrame:
+        """:func:`acc_curves` of one variant over ``slices``: "all" test slices, "segmented" (those
+        with a non-empty gamma, see :data:`ACC_SLICES`), or a bool or index array."""
         values = {"printed": self.mu, "polarity_aware": self.mu_polarity_aware, "logit_share": self.logit_share}[variant]
+        if isinstance(slices, str):
+            if slices not in ACC_SLICES:
+                raise ValueError(f"slices must be one of {ACC_SLICES} or an array, not {slices!r}")
+            slices = None if slices == "all" else self.segmented_slices()
         if slices is not None:
             values = values[:, np.asarray(slices)]
         return acc_curves(values, self.modalities, t=self.t)

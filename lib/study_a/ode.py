@@ -136,10 +136,11 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     acc = acc_from_model(model, test.images, n_frames=params["render_frames"], batch_size=params["flow_batch_size"],
                          brain=test.brain, keep_slices=keep_slices)
     rule = ACCRule(**params["acc_rule"])
-    key_acc = key_modalities_acc(acc.curves("printed"), rule, method="ACC (Eq. 6-7 as printed)")
-    key_acc_pa = key_modalities_acc(acc.curves("polarity_aware"), rule, method="ACC, polarity-aware variant")
+    slices = params["acc_slices"]
+    key_acc = key_modalities_acc(acc.curves("printed", slices), rule, method="ACC (Eq. 6-7 as printed)")
+    key_acc_pa = key_modalities_acc(acc.curves("polarity_aware", slices), rule, method="ACC, polarity-aware variant")
     # The same rule on the continuous logit share (not winner-take-all): see lib.explain.acc.logit_share.
-    key_acc_share = key_modalities_acc(acc.curves("logit_share"), rule, method="ACC, logit-share variant")
+    key_acc_share = key_modalities_acc(acc.curves("logit_share", slices), rule, method="ACC, logit-share variant")
     w, b = model.readout_weights()
     mixing = channel_mixing(test.images, acc.I_1, brain_mask=test.brain, modalities=data.modalities)
     acc = replace(acc, I_1=None)  # its only use; a copy of the test images per model otherwise

@@ -360,7 +360,8 @@ attribution_table.round(3)
 # The paper's confirmation: a plain U-Net (the same Fig. 3A architecture, BCE, Adam) on all
 # modalities (baseline), on the paper's key modalities and on the complement, with k-fold
 # cross-validation inside the training set (the same folds for every subset). Where this run's
-# ACC selection (most frequent over seeds) differs from the paper's, its subsets are run too.
+# ACC selection (most frequent over seeds; on a tie, the key of the lowest-numbered seed among the
+# tied) differs from the paper's, its subsets are run too.
 # Subsets listed in `unet_diagnostic_subsets` (role "diagnostic") are shown to explain a result;
 # no verdict reads them. On the phantom, `twin_subsets` are trained on a twin of the cohort whose
 # `twin_tumour_free` modalities are rendered as if no tumour were there (same patients, folds, labels
@@ -368,7 +369,11 @@ attribution_table.round(3)
 # healthy anatomy it shares with T1ce rather than the lesion.
 # Mean ± sd over folds; "*" marks a significant Dice difference to the baseline (Wilcoxon signed-rank,
 # paired by patient over the out-of-fold predictions, α from the parameter file). The paper's 10
-# folds allow pairing by fold too: both p-values are listed.
+# folds allow pairing by fold too: both p-values are listed. Only Dice is tested, as the paper's
+# text describes; its printed table also stars accuracy, sensitivity and specificity without naming
+# a test for them. Every metric here is averaged over the patients with some target (a patient
+# without one has Dice 1 or 0 by the empty-mask convention); Table II above averages accuracy and
+# specificity over all test patients.
 #
 # How long each U-Net trains is part of the comparison. A fixed, short budget favours the inputs
 # that are quickest to learn, not the ones that carry the information: a U-Net on T1ce alone must

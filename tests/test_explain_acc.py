@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lib.explain import acc
-from lib.explain.verdict import agreement
+from lib.explain.verdict import KeyModalityResult, agreement
 
 
 def sigmoid(z):
@@ -159,6 +159,15 @@ def test_polarity_aware_is_subset_of_eq6_and_differs_correctly_with_a_negative_w
     assert printed[0, 0, 0, 0, 2] and not variant[0, 0, :, 0, 2].any()
 
 
+def test_polarity_aware_three_channels_by_hand():
+    # one pixel, w = (1, 1, 1), I = (1, 2, -3): c = (1, 2, -3)
+    frames = np.array([1.0, 2.0, -3.0], dtype=np.float32).reshape(1, 1, 3, 1, 1)
+    variant = acc.binarised_contribution_polarity_aware(frames, [1.0, 1.0, 1.0])
+    # bars sum_{n!=k} max(c^n, 0) = (2, 1, 3): only c^1 = 2 > 1 wins; c^0 = 1 < 2 although it beats
+    # the signed sum 2 - 3 = -1 that Eq. 6 uses (channel 2's "against" vote must not lower the bar)
+    assert variant[0, 0, :, 0, 0].tolist() == [False, True, False]
+
+
 def test_logit_share_splits_between_redundant_channels():
     frames = np.zeros((1, 1, 3, 1, 4), dtype=np.float32)
     frames[0, 0, 0, 0] = [1.0, 1.0, 0.0, 0.0]
@@ -272,6 +281,22 @@ def test_rule_two_key_modalities():
     assert agreement(result, {"flair"}) == "partly"
     # a stricter relative cut drops t2 (0.7 < 0.9 x 0.8)
     assert acc.key_modalities_acc(curves, acc.ACCRule(relative_to_best=0.9)).key == ("flair",)
+
+
+def test_rule_flat_curve_is_not_key():
+    # "flat" stays at 0.9: high at t = 1, but net slope 0 is not > min_slope 0, so it fails the slope test
+    curves = make_curves({"flat": linear(0.9, 0.9), "rising": linear(0.1, 0.95)})
+    result = acc.key_modalities_acc(curves)
+    assert result.key == ("rising",)
+    assert not result.table.loc["flat", "passes_slope"] and result.table.loc["flat", "passes_relative"]
+    assert "slope" in result.modality_reasons["flat"]
+
+
+def test_agreement_partly_when_a_planted_modality_is_missed():
+    # key {flair} is a proper subset of planted {flair, t2}: they overlap but differ -> "partly"
+    result = KeyModalityResult("test", ("flair",), {"flair": 0.8, "t2": 0.1}, "", {})
+    assert agreement(result, {"flair", "t2"}) == "partly"
+    assert agreement(result, {"flair"}) == "agrees"
 
 
 def test_rule_none_passes_gives_no_verdict():

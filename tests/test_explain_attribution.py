@@ -104,6 +104,15 @@ def test_rule_single_and_redundant_and_dropped_slices():
     assert result.key == ("t2", "flair")  # both above uniform (1/3), ordered by mean share
 
 
+def test_rule_shares_below_uniform_are_not_key():
+    four = ("flair", "t1", "t1ce", "t2")
+    shares = pd.DataFrame([{"slice": 0, "modality": m, "share": v} for m, v in zip(four, (0.4, 0.2, 0.2, 0.2))])
+    result = attr.key_modalities_attribution(shares, np.array([True]))
+    # 0.2 reaches 0.5 x best (0.2) but not the uniform share 1/4: only flair is key
+    assert result.key == ("flair",)
+    assert "uniform" in result.modality_reasons["t1"]
+
+
 def test_nonconverged_model_reports_no_verdict():
     images, regions = data(n=2)
     images[:, 1][regions] = 1.0  # the steep part of tanh lies on the path to these pixels

@@ -85,6 +85,18 @@ def test_partial_dependence_dice_values_by_hand():
     assert row["dice_pooled_full"] == pytest.approx(dice_by_hand(full, target))
 
 
+def test_slices_without_target_are_left_out_of_the_mean_dice():
+    target = np.zeros((2, 1, 4), dtype=bool)
+    target[0, 0, :2] = True  # slice 1 has no target
+    prediction = np.zeros((2, 1, 4), dtype=np.float32)
+    prediction[0, 0, 0] = 1.0  # slice 0: Dice 2 * 1 / (1 + 2) = 2/3; slice 1 stays empty (Dice 1 by convention)
+    images = np.zeros((2, 3, 1, 4), dtype=np.float32)
+    table = occ.occlusion_importance(lambda x: prediction[: len(x)], images, target, MODALITIES, keep_only=None)
+    # the mean runs over target slices only: 2/3, not (2/3 + 1) / 2
+    assert table["dice_full"].iloc[0] == pytest.approx(2 / 3)
+    assert table["n_slices"].iloc[0] == 1
+
+
 def test_redundant_pair_found_by_keep_only_rule():
     images, target = phantom(seed=1)
     images[:, 0][target] = 1.0  # tumour bright on flair AND t2 (redundant), not on t1ce

@@ -203,6 +203,33 @@ def test_scores_table_rows_match_the_per_sample_functions():
     )
 
 
+# pred covers the target (2 pixels) and 2 more: tp=2, fp=2, fn=0, tn=12 (fp != fn, so swapping them shows).
+TARGET_2 = mask((4, 4), (0, 0), (0, 1))
+PRED_COVERS_2 = mask((4, 4), (0, 0), (0, 1), (2, 2), (3, 3))
+
+
+def test_scores_table_known_answers_with_unequal_areas_and_empty_masks():
+    table = metrics.scores_table(np.stack([PRED_COVERS_2, EMPTY]), np.stack([TARGET_2, EMPTY]))
+    # sample 0: Dice 4/6, accuracy 14/16, sensitivity 2/2, specificity tn/(tn+fp) = 12/14
+    assert table.loc[0].to_dict() == pytest.approx(
+        {"dice": 2 / 3, "accuracy": 14 / 16, "sensitivity": 1.0, "specificity": 12 / 14})
+    # sample 1: both masks empty -> Dice 1 (a correct "no tumour"), sensitivity undefined
+    assert table.loc[1, "dice"] == 1.0 and table.loc[1, "specificity"] == 1.0
+    assert math.isnan(table.loc[1, "sensitivity"])
+
+
+def test_scores_by_group_pools_each_group_by_hand():
+    pred = np.stack([PRED_COVERS_2, EMPTY, PRED_4])
+    target = np.stack([TARGET_2, EMPTY, TARGET_4])
+    table = metrics.scores_by_group(pred, target, ["p1", "p1", "p2"]).set_index("group")
+    # p1 pools slices 0 and 1: tp=2, fp=2, fn=0, tn=12+16=28; its target has 2 pixels (its prediction 4)
+    assert table.loc["p1"].to_dict() == pytest.approx(
+        {"dice": 2 / 3, "accuracy": 30 / 32, "sensitivity": 1.0, "specificity": 28 / 30, "target_pixels": 2})
+    # p2: the two overlapping squares, tp=fp=fn=2, tn=10
+    assert table.loc["p2"].to_dict() == pytest.approx(
+        {"dice": 0.5, "accuracy": 12 / 16, "sensitivity": 0.5, "specificity": 10 / 12, "target_pixels": 4})
+
+
 # ----------------------------------------------------------------- HD95
 
 

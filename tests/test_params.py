@@ -87,6 +87,22 @@ def test_every_shipped_parameter_file_validates():
         P.load(path)  # raises on the first invalid key
 
 
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ({"ode_depth": 7}, "key 'ode_depth': 7 is above the maximum 6"),  # schema: ode_depth in [2, 6]
+        ({"test_fraction": 0.6}, "key 'test_fraction': 0.6 is above the maximum 0.5"),  # schema: [0.05, 0.5]
+        ({"seeds": [0, 0]}, "key 'seeds': values must be distinct"),  # one ODE model per seed: a repeat is a copy
+    ],
+)
+def test_study_a_schema_limits(override, expected):
+    from lib.paths import REPO_ROOT
+
+    with pytest.raises(ParamsError) as info:
+        P.load(REPO_ROOT / "params/study_a/et-smoke.yaml", override)
+    assert str(info.value).endswith(expected)
+
+
 @pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
 def test_cost_page_measures_the_models_of_its_profile(profile):
     """The appendix page times models of the sizes the study A runs of the same profile train."""

@@ -166,6 +166,22 @@ def test_planted_tumour_truths(cohort):
         assert ((hgg[f"t1ce_z_{label}"] - hgg[f"t1_z_{label}"]).abs() < 0.5 * enhancement).all(), label
 
 
+def test_planted_key_modalities_follow_from_the_planted_contrasts():
+    from lib.data.phantom_tumour import ED, ET, Z_TARGETS
+    from lib.data.planted import PLANTED_KEY_MODALITIES, planted_key_modalities
+
+    def everywhere(holds):  # modalities where ``holds(z ranges by label)`` in every grade
+        return {m for m in MODS if all(holds(Z_TARGETS[grade][m]) for grade in Z_TARGETS)}
+
+    # ET: its whole planted range lies above edema's on T1ce only (it overlaps edema on the others)
+    assert everywhere(lambda z: z[ET][0] > z[ED][1]) == set(PLANTED_KEY_MODALITIES["ET"]) == {"t1ce"}
+    # WT: every tumour label is brighter than normal brain (z > 0) on FLAIR and T2 only
+    assert everywhere(lambda z: all(low > 0 for low, _ in z.values())) == set(PLANTED_KEY_MODALITIES["WT"])
+    assert PLANTED_KEY_MODALITIES == {"ET": ("t1ce",), "TC": ("t1ce",), "WT": ("flair", "t2")}
+    assert planted_key_modalities("WT", synthetic=True) == ("flair", "t2")
+    assert planted_key_modalities("ET", synthetic=False) is None  # real data has no planted truth
+
+
 def test_same_t1_place_known_answers():
     from lib.data.phantom_tumour import same_t1_place
 

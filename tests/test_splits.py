@@ -34,6 +34,20 @@ def test_holdout_largest_remainder_gives_the_exact_test_size():
     assert len(test) == 2 and len(train) == 5  # round(7 * 0.3) = 2
 
 
+def test_holdout_rounds_the_test_size_to_nearest():
+    ids = [f"S{i}" for i in range(13)]
+    train, test = holdout_split(ids, test_fraction=0.2, seed=0)
+    assert len(test) == 3 and len(train) == 10  # 13 * 0.2 = 2.6 rounds to 3, not down to 2
+
+
+def test_holdout_extra_test_place_goes_to_the_largest_remainder():
+    ids = [f"S{i}" for i in range(10)]
+    grades = ["HGG"] * 6 + ["LGG"] * 4
+    _, test = holdout_split(ids, grades, test_fraction=0.3, seed=0)
+    # 3 test subjects; exact shares HGG 6*3/10 = 1.8, LGG 1.2: floors 1 + 1, the third to HGG (remainder 0.8 > 0.2)
+    assert Counter(dict(zip(ids, grades))[s] for s in test) == {"HGG": 2, "LGG": 1}
+
+
 def test_holdout_is_deterministic_per_seed_and_independent_of_input_order():
     first = holdout_split(IDS, GRADES, seed=7)
     assert holdout_split(IDS, GRADES, seed=7) == first

@@ -9,8 +9,8 @@ from lib.data.slices import SliceSet
 from lib.explain.verdict import KeyModalityResult
 from lib.study_a.comparison import average_over_seeds, comparison_subsets, table_one
 from lib.study_a.data import swap_modality_names
-from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, min_pairs_for_significance, subset_verdict,
-                                 subset_verdict_by_grade, verdict_rows)
+from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, min_pairs_for_significance, subset_outcome,
+                                 subset_verdict, subset_verdict_by_grade, verdict_rows)
 
 MODS = ("t1", "t1ce", "t2", "flair")
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -115,6 +115,28 @@ def test_subset_verdicts():
     assert subset_verdict(tests, True, True, 0.05, 0.1)[0] == "not discriminative"
     _, failed = table_one(_per_patient(key_dice=0.05, comp_dice=0.05, base_dice=0.05))
     assert subset_verdict(failed, True, False, 0.05, 0.1)[0] == "no verdict"
+
+
+def _tests(key_diff, comp_diff, comp_significant=True, baseline=0.8):
+    """A hand-made table_one tests frame: the two subsets' mean Dice difference to the baseline."""
+    return pd.DataFrame([
+        {"subset": "paper key", "dice_mean_diff_vs_baseline": key_diff, "significant_by_patient": True,
+         "baseline_dice": baseline},
+        {"subset": "paper complement", "dice_mean_diff_vs_baseline": comp_diff,
+         "significant_by_patient": comp_significant, "baseline_dice": baseline},
+    ])
+
+
+def test_a_large_drop_that_is_not_significant_is_not_clearly_lower():
+    # complement 0.5 below the baseline but p >= alpha: "clearly lower" needs significance too
+    assert subset_outcome(_tests(-0.01, -0.5, comp_significant=False), "paper complement", 0.05, 0.1) == "in between"
+    assert subset_verdict(_tests(-0.01, -0.5, comp_significant=False), True, False, 0.05, 0.1)[0] == "partly"
+    assert subset_verdict(_tests(-0.01, -0.5), True, False, 0.05, 0.1)[0] == "agrees"
+
+
+def test_a_nan_baseline_dice_gives_no_verdict():
+    # nan is not >= min_baseline_dice: a baseline whose Dice is undefined did not show it learned the target
+    assert subset_verdict(_tests(-0.01, -0.5, baseline=np.nan), True, False, 0.05, 0.1)[0] == "no verdict"
 
 
 def _two_grades(n=8):

@@ -80,8 +80,9 @@ def test_without_a_cache_nothing_is_kept_and_the_result_is_the_same(tmp_path):
         assert torch.equal(value, cached.state_dict()[name])
 
 
-@pytest.mark.parametrize("change", ["seed", "init", "images", "masks", "epochs", "loss", "threads", "layout",
-                                    "validation", "architecture", "library code"])
+@pytest.mark.parametrize("change", ["seed", "init", "images", "masks", "mask pixel moved", "epochs", "loss",
+                                    "patience", "lr schedule", "threads", "layout", "validation",
+                                    "validation masks", "architecture", "library code"])
 def test_every_input_of_training_changes_the_key(change, monkeypatch):
     images, masks = toy()
     model, settings, validation = node(), config(), None
@@ -96,10 +97,18 @@ def test_every_input_of_training_changes_the_key(change, monkeypatch):
     elif change == "masks":
         masks = masks.copy()
         masks[0, 0, 0] = not masks[0, 0, 0]
+    elif change == "mask pixel moved":  # same number of True pixels, one of them elsewhere
+        masks = masks.copy()
+        on, off = np.argwhere(masks[0])[0], np.argwhere(~masks[0])[0]
+        masks[0][tuple(on)], masks[0][tuple(off)] = False, True
     elif change == "epochs":
         settings = config(epochs=3)
     elif change == "loss":
         settings = config(loss="bce+dice")
+    elif change == "patience":
+        settings = config(patience=2)
+    elif change == "lr schedule":
+        settings = config(lr_schedule="cosine")
     elif change == "threads":
         monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
     elif change == "layout":
@@ -108,6 +117,12 @@ def test_every_input_of_training_changes_the_key(change, monkeypatch):
         set_channels_last(model, False)
     elif change == "validation":
         validation = toy(n=4, seed=3)
+    elif change == "validation masks":  # same validation images, one mask pixel flipped
+        val_images, val_masks = toy(n=4, seed=3)
+        base = training_key(model, images, masks, settings, (val_images, val_masks), torch.device("cpu"))
+        val_masks = val_masks.copy()
+        val_masks[0, 0, 0] = not val_masks[0, 0, 0]
+        validation = (val_images, val_masks)
     elif change == "architecture":
         torch.manual_seed(0)
         model = NeuralODESegmenter(MODALITIES, base_width=4, depth=2, train_steps=3, sensitivity="autograd")
@@ -115,6 +130,16 @@ def test_every_input_of_training_changes_the_key(change, monkeypatch):
         monkeypatch.setattr(cache_module, "lib_source_fingerprint", lambda: "edited")
     key = training_key(model, images, masks, settings, validation, torch.device("cpu"))
     assert key != base
+
+
+def test_the_key_records_the_device_type():
+    images, masks = toy()
+    model = node()
+    on_cpu = training_key(model, images, masks, config(), None, torch.device("cpu"))
+    on_gpu = training_key(model, images, masks, config(), None, torch.device("cuda:1"))  # no GPU needed to build a key
+    # training_key stores device.type: "cuda:1" is recorded as "cuda", and a CUDA key has no CPU thread count
+    assert on_cpu["device"] == "cpu" and on_gpu["device"] == "cuda" and on_gpu["cpu_threads"] is None
+    assert on_cpu != on_gpu
 
 
 def test_progress_bars_do_not_change_the_key():

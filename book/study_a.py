@@ -233,6 +233,7 @@ else:
 
 # %%
 ACC_SLICES_OTHER = "all" if P["acc_slices"] == "segmented" else "segmented"
+acc_rule = ACCRule(**P["acc_rule"])
 fig = acc_panels({s: e.acc.curves("printed", P["acc_slices"]) for s, e in explained.items()}, data.modalities,
                  title=f"ACC (Eq. 6–7 as printed), {TARGET}, {P['acc_slices']} slices")
 run.figure(f"acc-{TARGET}", fig)
@@ -250,9 +251,9 @@ acc_keys = pd.DataFrame([{"seed": s, "ACC key (printed)": key_label(e.key_acc.ke
                           "final μ per modality (printed)": ", ".join(f"{k} {v:.2g}" for k, v in e.key_acc.scores.items()),
                           "top-ranked final μ": key_label(top_ranked(e.key_acc).key),
                           f"ACC key (printed), {ACC_SLICES_OTHER} slices": key_label(key_modalities_acc(
-                              e.acc.curves("printed", ACC_SLICES_OTHER), ACCRule(**P["acc_rule"])).key),
+                              e.acc.curves("printed", ACC_SLICES_OTHER), acc_rule).key),
                           f"ACC key (polarity-aware), {ACC_SLICES_OTHER} slices": key_label(key_modalities_acc(
-                              e.acc.curves("polarity_aware", ACC_SLICES_OTHER), ACCRule(**P["acc_rule"])).key),
+                              e.acc.curves("polarity_aware", ACC_SLICES_OTHER), acc_rule).key),
                           "reasons": e.key_acc.reasons} for s, e in explained.items()])
 run.table("acc-keys", acc_keys)
 acc_keys

@@ -30,7 +30,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp_path
         _flush_to_disk(tmp_path)  # so a crash after the rename cannot leave an empty file under the final name
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a result file gets the usual mode
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the usual mode
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -45,10 +45,13 @@ def _flush_to_disk(path: Path) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+_UMASK = _read_umask()  # read once: os.umask can only be read by setting it, which is process-wide
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -137,10 +137,16 @@ def read_complete_manifest(result_dir: Path) -> dict[str, Any] | None:
 
 def _remove_stale_temporaries(study_dir: Path, name: str) -> None:
     for stale in study_dir.glob(f".{name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+        if _held_by_another_runner(stale):
             continue  # another runner is working on it right now
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _held_by_another_runner(folder: Path) -> bool:
+    """True when the pid that ends ``folder``'s name (``.<name>.tmp-<pid>``, ``.old-<pid>``) is
+    another live process."""
+    pid = folder.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -334,8 +340,7 @@ def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = prin
     result is then only in ``.<name>.old-<pid>``): put it back; drop leftovers once ``final_dir``
     is there. A folder whose runner is still alive is left alone."""
     for old in sorted(final_dir.parent.glob(f".{final_dir.name}.old-*")):
-        pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+        if _held_by_another_runner(old):
             continue
         if not final_dir.exists() and read_complete_manifest(old) is not None:
             os.replace(old, final_dir)

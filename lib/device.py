@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "device_name"]
+__all__ = ["resolve_device", "seed_everything", "device_name", "cpu_kernels"]
 
 _PREFERENCES = ("auto", "cpu", "cuda")
 
@@ -54,12 +54,46 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+# CPU features that decide which kernels torch (ATen) and oneDNN pick for convolutions and matrix
+# products; another set is other code summing in another order.
+_KERNEL_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                 "avx512_fp16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile", "asimd", "sve")
+
+
+def cpu_kernels(cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """What decides the CPU's float rounding beyond the thread count: torch's kernel capability
+    ("AVX2", "AVX512", ...), the CPU's vector-instruction flags and its model name.
+
+    Measured here: a U-Net trained for 10 Adam steps ends with other weights (not only other last
+    bits of the loss) when torch is held to its default kernels instead of AVX2, or oneDNN to SSE4.1
+    instead of AVX2. So results made on one CPU are reproduced to the bit only on a CPU with the same
+    capability and flags. Off Linux the flags and model are empty (read from /proc/cpuinfo).
+    """
+    flags, model = set(), ""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as info:
+            for line in info:
+                name, _, value = line.partition(":")
+                name = name.strip()
+                if name in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+                elif name == "model name" and not model:
+                    model = value.strip()
+    except OSError:
+        pass
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "model": model,
+            "flags": [f for f in _KERNEL_FLAGS if f in flags]}
+
+
 def device_name(device: str | torch.device) -> str:
-    """Human-readable name of a device, for benchmark and run records ("cpu" or the GPU model)."""
+    """Human-readable name of a device, for benchmark and run records: the GPU model, or "cpu"
+    with the CPU's model and kernel capability ("cpu (AMD EPYC, AVX2 kernels)"): speed and float
+    rounding depend on them (:func:`cpu_kernels`)."""
     device = resolve_device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return "cpu"
+    kernels = cpu_kernels()
+    return f"cpu ({', '.join(filter(None, [kernels['model'], kernels['capability'] + ' kernels']))})"
 
 
 def model_device(model) -> torch.device:

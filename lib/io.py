@@ -37,6 +37,21 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def held_by_another_process(path: str | os.PathLike) -> bool:
+    """True when the pid that ends ``path``'s name (``.<name>.tmp-...-<pid>``) is another live
+    process: the temporary or old folder of a writer still at work, which must not be removed."""
+    pid = Path(path).name.rsplit("-", 1)[-1]
+    return pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def _flush_to_disk(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -118,7 +118,10 @@ def environment() -> dict[str, Any]:
     try:
         import torch
 
+        from lib.device import cpu_kernels
+
         env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        env["cpu_kernels"] = cpu_kernels()  # CPU results are bit-reproducible only on the same kernels
     except ImportError:
         env["cuda"] = None
     return env
@@ -137,24 +140,9 @@ def read_complete_manifest(result_dir: Path) -> dict[str, Any] | None:
 
 def _remove_stale_temporaries(study_dir: Path, name: str) -> None:
     for stale in study_dir.glob(f".{name}.tmp-*"):
-        if _held_by_another_runner(stale):
+        if io.held_by_another_process(stale):
             continue  # another runner is working on it right now
         shutil.rmtree(stale, ignore_errors=True)
-
-
-def _held_by_another_runner(folder: Path) -> bool:
-    """True when the pid that ends ``folder``'s name (``.<name>.tmp-<pid>``, ``.old-<pid>``) is
-    another live process."""
-    pid = folder.name.rsplit("-", 1)[-1]
-    return pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def notebook_from_script(script: Path):
@@ -340,7 +328,7 @@ def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = prin
     result is then only in ``.<name>.old-<pid>``): put it back; drop leftovers once ``final_dir``
     is there. A folder whose runner is still alive is left alone."""
     for old in sorted(final_dir.parent.glob(f".{final_dir.name}.old-*")):
-        if _held_by_another_runner(old):
+        if io.held_by_another_process(old):
             continue
         if not final_dir.exists() and read_complete_manifest(old) is not None:
             os.replace(old, final_dir)

@@ -12,7 +12,8 @@ The key of an entry is the sha256 of the JSON of (:func:`training_key`):
 * the training images and masks, and the validation slices, by their values;
 * every `TrainConfig` field that changes what training computes (not ``progress``);
 * the device type, the torch CPU threads (CPU sums are deterministic for a thread count, not
-  across counts), the torch and NumPy versions, and the hash of all library code: any change of
+  across counts) and the CPU's kernel capability and vector-instruction flags (another instruction
+  set sums in another order: :func:`lib.device.cpu_kernels`), the torch and NumPy versions, and the hash of all library code: any change of
   ``lib`` trains again, as any change of ``lib`` re-runs the chapters.
 
 Entries are written atomically once training has finished, and the stored key is compared with
@@ -34,13 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from lib.device import cpu_kernels
 from lib.fingerprint import array_fingerprint, canonical_json, json_fingerprint, lib_source_fingerprint
 from lib.train import TrainHistory, read_checkpoint, save_checkpoint
 
 __all__ = ["TRAINING_CACHE_VERSION", "TrainingCache", "training_cache", "training_key", "usage", "weights_fingerprint"]
 
 # Bump when what an entry holds, or what its key means, changes.
-TRAINING_CACHE_VERSION = 1
+TRAINING_CACHE_VERSION = 2  # 2: the CPU's kernels are in the key
 
 # TrainConfig fields that do not change the trained weights.
 _NOT_IN_KEY = {"progress", "device", "num_threads"}  # device and threads enter as resolved values
@@ -82,10 +84,16 @@ def training_key(model: nn.Module, images: np.ndarray, masks: np.ndarray, config
         "config": settings,
         "device": device.type,
         "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "cpu_kernels": _cpu_kernels_in_key() if device.type == "cpu" else None,
         "torch": torch.__version__,
         "numpy": np.__version__,
         "lib": lib_source_fingerprint(),
     }
+
+
+def _cpu_kernels_in_key() -> dict:
+    kernels = cpu_kernels()
+    return {"capability": kernels["capability"], "flags": kernels["flags"]}  # not the model's marketing name
 
 
 # How many training runs of this process each cache answered and stored, by folder (for the chapter's account).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -344,6 +345,25 @@ def test_atomic_write_on_failure(tmp_path, monkeypatch):
         P.generate_cohort(tmp_path / "out", PhantomSpec(n_subjects=3, seed=0, **FAST))
     assert len(calls) == 2
     assert list(tmp_path.iterdir()) == [], "neither the cohort nor a temporary folder is left"
+
+
+def test_folders_of_a_killed_generation_are_removed_but_not_those_of_a_live_one(tmp_path):
+    """A generation killed outright (no except clause runs) leaves its temporary folder; the next
+    generation removes it, and a replaced phantom's old folder, unless their writer is alive."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    live_pid = os.getppid()
+    abandoned = [tmp_path / f".ph.tmp-1-{dead_pid}", tmp_path / f".ph.old-2-{dead_pid}"]
+    in_progress = tmp_path / f".ph.tmp-3-{live_pid}"
+    other_cohort = tmp_path / f".other.tmp-4-{dead_pid}"
+    for folder in (*abandoned, in_progress, other_cohort):
+        (folder / "BraTS20_Training_001").mkdir(parents=True)
+    out = P.generate_cohort(tmp_path / "ph", PhantomSpec(n_subjects=1, seed=0, **FAST))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, in_progress.name, other_cohort.name])
 
 
 def test_refuses_to_overwrite_and_reuses_same_spec(tmp_path):

@@ -216,3 +216,21 @@ def test_usage_counts_trained_and_reused_models(tmp_path):
     train_segmenter(node(), images, masks, config(), cache=cache)
     train_segmenter(node(), images, masks, config(epochs=1), cache=cache)
     assert cache_module.usage()[str(tmp_path / "counted")] == {"reused": 1, "trained": 2}
+
+
+def test_the_key_records_the_cpu_kernels_and_nothing_else_of_the_cpu(monkeypatch):
+    """Another instruction set rounds differently (lib.device.cpu_kernels), so it is another
+    training; the CPU's model name alone is not."""
+    images, masks = toy()
+    model = node()
+    cpu = torch.device("cpu")
+    kernels = {"capability": "AVX2", "model": "AMD EPYC", "flags": ["avx", "avx2", "fma"]}
+    monkeypatch.setattr(cache_module, "cpu_kernels", lambda: kernels)
+    base = training_key(model, images, masks, config(), None, cpu)
+    assert base["cpu_kernels"] == {"capability": "AVX2", "flags": ["avx", "avx2", "fma"]}
+    monkeypatch.setattr(cache_module, "cpu_kernels", lambda: {**kernels, "model": "AMD EPYC 9B14"})
+    assert training_key(model, images, masks, config(), None, cpu) == base
+    monkeypatch.setattr(cache_module, "cpu_kernels", lambda: {**kernels, "capability": "AVX512",
+                                                              "flags": ["avx", "avx2", "fma", "avx512f"]})
+    assert training_key(model, images, masks, config(), None, cpu) != base
+    assert training_key(model, images, masks, config(), None, torch.device("cuda"))["cpu_kernels"] is None

@@ -41,6 +41,7 @@ import numpy as np
 from lib.data import phantom_acquisition as acquisition
 from lib.data import phantom_anatomy as anatomy
 from lib.data import phantom_tumour as tumour
+from lib.io import held_by_another_process
 
 GENERATOR_VERSION = "1.4"  # 1.1: core visible mainly on T1ce; 1.2: core off-centre, T1ce only (phantom_tumour.Z_TARGETS);
 # 1.3: each sequence acquired as BraTS describes (phantom_acquisition), sequence-specific T1/T1ce contrast;
@@ -308,7 +309,8 @@ def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite:
         if not (overwrite and read_phantom_spec(out) is not None):
             raise FileExistsError(f"{out}: not empty and not a phantom of this spec; refusing to overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    _remove_abandoned_folders(out)
+    tmp = out.parent / f".{out.name}.tmp-{time.monotonic_ns()}-{os.getpid()}"
     tmp.mkdir()
     try:
         rows, facts = [], []
@@ -337,7 +339,7 @@ def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite:
         }
         (tmp / "phantom.json").write_text(json.dumps(meta, indent=1) + "\n")
         if out.is_dir() and any(out.iterdir()):  # overwrite=True of another phantom
-            trash = out.parent / f".{out.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+            trash = out.parent / f".{out.name}.old-{time.monotonic_ns()}-{os.getpid()}"
             os.replace(out, trash)
             os.replace(tmp, out)
             shutil.rmtree(trash, ignore_errors=True)
@@ -347,6 +349,16 @@ def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _remove_abandoned_folders(out: Path) -> None:
+    """Delete what a killed generation left beside ``out`` (``.<name>.tmp-*``: a half-written cohort;
+    ``.<name>.old-*``: a replaced phantom): nothing reads them, and a cohort is large. The folders
+    of a generation still running (its pid ends the name) are left alone."""
+    for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
+        for folder in out.parent.glob(pattern):
+            if folder.is_dir() and not held_by_another_process(folder):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ The key of an entry is the sha256 of the JSON of (:func:`training_key`):
 * every `TrainConfig` field that changes what training computes (not ``progress``);
 * the device type, the torch CPU threads (CPU sums are deterministic for a thread count, not
   across counts) and the CPU's kernel capability and vector-instruction flags (another instruction
-  set sums in another order: :func:`lib.device.cpu_kernels`), the torch and NumPy versions, and the hash of all library code: any change of
-  ``lib`` trains again, as any change of ``lib`` re-runs the chapters.
+  set sums in another order: :func:`lib.device.cpu_kernels`);
+* the torch and NumPy versions, and the hash of all library code: any change of ``lib`` trains
+  again, as any change of ``lib`` re-runs the chapters.
 
 Entries are written atomically once training has finished, and the stored key is compared with
 the asked one on reading, so a partial, foreign or mismatched file is never used: it is retrained

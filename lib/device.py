@@ -7,6 +7,7 @@ always (the book is built and tested on CPU-only machines).
 
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -69,20 +70,28 @@ def cpu_kernels(cpuinfo: str = "/proc/cpuinfo") -> dict:
     instead of AVX2. So results made on one CPU are reproduced to the bit only on a CPU with the same
     capability and flags. Off Linux the flags and model are empty (read from /proc/cpuinfo).
     """
-    flags, model = set(), ""
+    model, flags = _read_cpuinfo(cpuinfo)
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "model": model,
+            "flags": [f for f in _KERNEL_FLAGS if f in flags]}
+
+
+@functools.lru_cache(maxsize=None)
+def _read_cpuinfo(path: str) -> tuple[str, frozenset[str]]:
+    """(model name, flags) of the first CPU in ``path``; read once per process (every training key
+    and page label asks, and the CPU does not change under a running process)."""
+    flags, model = frozenset(), ""
     try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as info:
+        with open(path, encoding="utf-8", errors="replace") as info:
             for line in info:
                 name, _, value = line.partition(":")
                 name = name.strip()
                 if name in ("flags", "Features") and not flags:
-                    flags = set(value.split())
+                    flags = frozenset(value.split())
                 elif name == "model name" and not model:
                     model = value.strip()
     except OSError:
         pass
-    return {"capability": torch.backends.cpu.get_cpu_capability(), "model": model,
-            "flags": [f for f in _KERNEL_FLAGS if f in flags]}
+    return model, flags
 
 
 def device_name(device: str | torch.device) -> str:

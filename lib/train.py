@@ -349,7 +349,10 @@ def predict_masks(
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     logits = predict_logits(model, images, batch_size=batch_size, device=device)
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64))) > threshold
+    # exp overflows to inf for logits below about -709, and 1 / (1 + inf) = 0 is the right σ:
+    # the warning says nothing wrong, and comparing logits to a logit threshold could move a pixel.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64))) > threshold
 
 
 # --- checkpoints -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -178,6 +179,25 @@ def test_predict_masks_thresholds_the_sigmoid():
     masks = predict_masks(model, images, threshold=0.3)
     assert masks.dtype == bool
     np.testing.assert_array_equal(masks, logits > math.log(0.3 / 0.7))
+
+
+class _ConstantLogit(torch.nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # a device and a dtype to infer
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 1, *x.shape[2:]), self.value)
+
+
+@pytest.mark.parametrize("value, expected", [(-1000.0, False), (1000.0, True)])
+def test_predict_masks_of_huge_logits_is_silent_and_right(value, expected):
+    images = np.zeros((2, 4, 8, 8), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exp(1000) overflowing must not warn
+        masks = predict_masks(_ConstantLogit(value), images)
+    assert masks.shape == (2, 8, 8) and (masks == expected).all()
 
 
 # --- checkpoints -------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lib.data.cohort import prepare_cohort
+from lib.data.grades import grade_mix_table
 from lib.data.layout import detect_layout
 from lib.data.phantom import contrast_report, reference_contrast, summarise_contrast
 from lib.data.phantom_acquisition import acquisition_table
@@ -55,6 +56,7 @@ from lib.data.slices import load_slices
 from lib.data.splits import holdout_split, kfold_split
 from lib.data.validate import format_report, validate_cohort
 from lib.data.validate_demo import damaged_copies
+from lib.paper_numbers import PAPER_COHORT_GRADES
 from lib.paths import display as show_path, resolve
 from lib.plots import modality_grid, label_histograms
 from lib.results import SYNTHETIC_LABEL, setup
@@ -78,6 +80,19 @@ print(format_report(validate_cohort(cohort.root, modalities=tuple(P["modalities"
                     modalities=tuple(P["modalities"])))
 run.table("grades", grade_counts, index=True)
 grade_counts
+
+# %% [markdown]
+# The grade mix beside the papers' cohorts. It matters for study A: a low-grade core does not
+# enhance, so the more low-grade patients a cohort holds, the less T1ce alone can find of the
+# tumour core (`lib/data/planted.py`). The phantom's share is a parameter (`phantom_hgg_fraction`).
+
+# %%
+grade_mix = grade_mix_table(f"this build: {'synthetic phantom' if cohort.synthetic else show_path(cohort.root)}",
+                            grades=subjects["grade"], references=PAPER_COHORT_GRADES)
+run.table("grade-mix", grade_mix, index=True)
+if cohort.synthetic:
+    print(f"phantom_hgg_fraction: {P['phantom_hgg_fraction']}")
+grade_mix
 
 # %% [markdown]
 # The same check on deliberately damaged copies of two subjects shows what a user sees when a
@@ -242,6 +257,7 @@ split_table
 in_range = int(table["mean inside real range"].sum())
 summary = {
     "subjects": len(ids), "hgg": int(sum(g == "HGG" for g in grades)), "lgg": int(sum(g == "LGG" for g in grades)),
+    "hgg_share": None if pd.isna(grade_mix["HGG share"].iloc[0]) else float(grade_mix["HGG share"].iloc[0]),
     "slices": len(slices), "image_size": P["image_size"],
     "contrast_figures": len(table), "contrast_figures_in_real_range": in_range,
     "t1ce_cnr_et_vs_ed": float(ours.loc["contrast-to-noise T1ce, ET vs ED", "mean"]),
@@ -251,6 +267,8 @@ summary = {
 run.write_summary(summary)
 display(Markdown(
     f"- The cohort has {summary['subjects']} subjects ({summary['hgg']} HGG, {summary['lgg']} LGG) and passed validation.\n"
+    f"- Its HGG share is {grade_mix['HGG share'].iloc[0]:.0%}; the papers' cohorts hold "
+    f"{grade_mix['HGG share'].iloc[1:].min():.0%}–{grade_mix['HGG share'].iloc[1:].max():.0%} HGG.\n"
     f"- {in_range} of {len(table)} contrast figures of its HGG subjects have their mean inside the range measured on real "
     f"glioma MRI; the rows marked False above are where the phantom differs from the six real cases.\n"
     f"- T1ce separates enhancing tumour from edema (CNR {summary['t1ce_cnr_et_vs_ed']:.2f}); FLAIR hardly does "

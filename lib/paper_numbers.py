@@ -46,3 +46,14 @@ STUDY_A_TABLE_II = {
 
 # Study A's key modalities per target (Results, Fig. 7 and Table I).
 STUDY_A_KEY_MODALITIES = {"ET": ("t1ce",), "TC": ("t1ce",), "WT": ("flair", "t2")}
+
+# The grade mix of each paper's cohort, for the data chapter's comparison with the phantom's.
+# (source, HGG patients, LGG patients). Study A's text gives only the total (369 subjects of
+# BraTS 2020); the split is that of the BraTS 2020 training data's name_mapping.csv, which the
+# paper used. Study B counts 259 HGG + 76 LGG = 335 graded patients (its "355 patients" does not
+# add up with them; BraTS 2019's training set has 335). Study C: "210 HGG cases and 75 LGG cases".
+PAPER_COHORT_GRADES = (
+    ("study A: BraTS 2020 training data (name_mapping.csv; the paper states only 369 subjects)", 293, 76),
+    ("study B: paper, BraTS 2019 training data", 259, 76),
+    ("study C: paper, BraTS training data", 210, 75),
+)

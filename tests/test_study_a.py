@@ -507,3 +507,49 @@ def test_renamed_data_equal_a_renamed_load_and_leave_the_original_alone(make_coh
     np.testing.assert_array_equal(data.train.images, before)  # the original is not touched
     with pytest.raises(ValueError, match="already renamed"):
         renamed(derived, pair)
+
+
+def _graded_slices(n_hgg: int, n_lgg: int) -> tuple[SliceSet, np.ndarray]:
+    """One slice per patient; the target (a 2x2 square) is bright on T1ce in HGG, on T1 in LGG."""
+    n = n_hgg + n_lgg
+    images = np.zeros((n, 4, 6, 6), np.float32)
+    truth = np.zeros((n, 6, 6), bool)
+    truth[:, 2:4, 2:4] = True
+    grades = np.array(["HGG"] * n_hgg + ["LGG"] * n_lgg, dtype=object)
+    for i, grade in enumerate(grades):
+        images[i, MODS.index("t1ce" if grade == "HGG" else "t1"), 2:4, 2:4] = 1.0
+    slices = SliceSet(images=images, labels=truth.astype(np.uint8) * 3, brain=np.ones((n, 6, 6), bool),
+                      subject_ids=np.array([f"p{i}" for i in range(n)]), slice_index=np.zeros(n, int),
+                      grades=grades, modalities=MODS)
+    return slices, truth
+
+
+def _reads_t1_or_t1ce(images: np.ndarray) -> np.ndarray:
+    """A 'model' that segments whatever is bright on T1 or T1ce: it needs T1ce for HGG, T1 for LGG."""
+    return np.maximum(images[:, MODS.index("t1")], images[:, MODS.index("t1ce")])
+
+
+def test_occlusion_by_grade_names_each_grades_own_key_modality():
+    from lib.explain.occlusion import OcclusionRule
+    from lib.study_a.ode import occlusion_by_grade
+
+    slices, truth = _graded_slices(6, 6)
+    out = occlusion_by_grade(_reads_t1_or_t1ce, slices, truth, MODS, "zero", OcclusionRule(), min_patients=6)
+    assert list(out) == ["HGG", "LGG"]
+    assert out["HGG"][1].key == ("t1ce",) and out["LGG"][1].key == ("t1",)
+    hgg_table = out["HGG"][0]
+    single = hgg_table[hgg_table["kind"] == "single"].set_index("occluded")["drop"]
+    assert single["t1ce"] == pytest.approx(1.0) and single["t1"] == pytest.approx(0.0)
+
+
+def test_occlusion_by_grade_gives_no_verdict_below_the_minimum_and_nothing_for_one_grade():
+    from lib.explain.occlusion import OcclusionRule
+    from lib.study_a.ode import occlusion_by_grade
+
+    slices, truth = _graded_slices(6, 2)
+    out = occlusion_by_grade(_reads_t1_or_t1ce, slices, truth, MODS, "zero", OcclusionRule(), min_patients=6)
+    assert out["HGG"][1].key == ("t1ce",)
+    table, result = out["LGG"]
+    assert table is None and result.key == () and "fewer than 6" in result.reasons
+    only_hgg, truth_hgg = _graded_slices(6, 0)
+    assert occlusion_by_grade(_reads_t1_or_t1ce, only_hgg, truth_hgg, MODS, "zero", OcclusionRule(), 6) == {}

@@ -20,6 +20,7 @@ from lib.explain.verdict import KeyModalityResult
 from lib.metrics import scores_by_group
 from lib.models.node import NeuralODESegmenter
 from lib.study_a.data import StudyAData
+from lib.study_a.verdict import min_pairs_for_significance
 from lib.train import TrainConfig, TrainHistory, predict_masks, prior_logit, save_checkpoint, train_segmenter
 from lib.training_cache import training_cache
 
@@ -94,10 +95,47 @@ class ExplainedModel:
     completeness_error: np.ndarray
     key_attribution: KeyModalityResult
     extra: dict = field(default_factory=dict)
+    # {grade: (occlusion table or None, key-modality result)} on each grade's test slices alone
+    # (:func:`occlusion_by_grade`); empty unless the test set holds two grades.
+    occlusion_by_grade: dict = field(default_factory=dict)
 
     def key_results(self) -> list[KeyModalityResult]:
         return [self.key_acc, self.key_acc_polarity, self.key_acc_logit_share, self.key_occlusion,
                 self.key_attribution]
+
+
+def occlusion_by_grade(predict, slices, truth: np.ndarray, modalities, fill: str, rule: OcclusionRule,
+                       min_patients: int) -> dict[str, tuple[pd.DataFrame | None, KeyModalityResult]]:
+    """Occlusion (:func:`lib.explain.occlusion.occlusion_importance`) and its key-modality rule on
+    each tumour grade's test slices alone, the same model and rule as over all slices.
+
+    A supplementary reading, like Table I's per-grade rows (``lib.study_a.verdict
+    .subset_verdict_by_grade``): a planted truth about contrast enhancement is one about
+    high-grade tumours (a low-grade core does not enhance), and a model's reliance measured over
+    both grades can hide which grade it comes from. A grade whose test slices show the target in
+    fewer than ``min_patients`` patients gets no verdict (the same minimum as Table I's per-grade
+    rows). ``slices``: a SliceSet with ``images``, ``brain``, ``grades`` and ``subject_ids`` per
+    slice; ``truth``: (N, H, W) bool. Returns {grade: (table or None, result)} in sorted grade
+    order; empty unless at least two grades are known."""
+    grades = np.asarray([g if g else "" for g in slices.grades.tolist()], dtype=object)
+    labels = sorted(set(grades) - {""})
+    if len(labels) < 2:
+        return {}
+    has_target = truth.reshape(len(truth), -1).any(1)
+    out = {}
+    for grade in labels:
+        mine = grades == grade
+        patients = len(set(np.asarray(slices.subject_ids)[mine & has_target].tolist()))
+        method = f"occlusion, {grade} test slices"
+        if patients < min_patients:
+            out[grade] = (None, KeyModalityResult(
+                method=method, key=(), scores={}, params={"min_patients": min_patients},
+                reasons=f"{patients} {grade} test patient(s) with the target, fewer than {min_patients}: no verdict"))
+            continue
+        table = occlusion_importance(predict, slices.images[mine], truth[mine], modalities, fill=fill,
+                                     brain=slices.brain[mine])
+        out[grade] = (table, key_modalities_occlusion(table, rule, modalities=modalities, method=method))
+    return out
 
 
 def attribution_slices(data: StudyAData, limit: int) -> np.ndarray:
@@ -149,6 +187,9 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     occ = occlusion_importance(predict, test.images, truth, data.modalities, fill=params["occlusion_fill"],
                                brain=test.brain)
     key_occ = key_modalities_occlusion(occ, OcclusionRule(**params["occlusion_rule"]), modalities=data.modalities)
+    occ_by_grade = occlusion_by_grade(predict, test, truth, data.modalities, params["occlusion_fill"],
+                                      OcclusionRule(**params["occlusion_rule"]),
+                                      min_patients=min_pairs_for_significance(params["alpha"]))
 
     chosen = attribution_slices(data, params["ig_max_slices"])
     with gradients_by(model, params["ig_gradients"]):
@@ -164,5 +205,5 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
         key_acc_polarity=key_acc_pa, key_acc_logit_share=key_acc_share, readout=readout_summary(w, b, data.modalities), mixing=mixing,
         fidelity=self_fidelity(mixing), occlusion=occ, key_occlusion=key_occ, attribution_shares=shares,
         completeness_error=np.asarray(error), key_attribution=key_att,
-        extra={"attribution_slices": chosen, "ig_tolerance": tolerance},
+        extra={"attribution_slices": chosen, "ig_tolerance": tolerance}, occlusion_by_grade=occ_by_grade,
     )

@@ -341,9 +341,11 @@ occ_keys
 # %%
 OCC_GRADES = sorted({g for e in explained.values() for g in e.occlusion_by_grade})
 occ_by_grade = pd.DataFrame([
-    {"seed": s, "grade": g, "test slices with the target": int(table["n_slices"].iloc[0]) if table is not None else 0,
+    {"seed": s, "grade": g,
+     "test slices with the target": int(table["n_slices"].iloc[0]) if table is not None else float("nan"),
      **{f"drop, {m} occluded": float(result.scores[m]) if m in result.scores else float("nan") for m in data.modalities},
-     "occlusion key": key_label(result.key), "largest single drop": key_label(top_ranked(result).key)}
+     "occlusion key": key_label(result.key), "largest single drop": key_label(top_ranked(result).key),
+     "note": "" if table is not None else result.reasons}
     for s, e in explained.items() for g, (table, result) in e.occlusion_by_grade.items()])
 run.table("occlusion-by-grade", occ_by_grade)
 occ_by_grade.round(3) if len(occ_by_grade) else Markdown("No per-grade reading: the test set does not hold two grades.")

@@ -257,7 +257,7 @@ split_table
 in_range = int(table["mean inside real range"].sum())
 summary = {
     "subjects": len(ids), "hgg": int(sum(g == "HGG" for g in grades)), "lgg": int(sum(g == "LGG" for g in grades)),
-    "hgg_share": None if pd.isna(grade_mix["HGG share"].iloc[0]) else float(grade_mix["HGG share"].iloc[0]),
+    "hgg_share": None if pd.isna(hgg_share := grade_mix["HGG share"].iloc[0]) else float(hgg_share),
     "slices": len(slices), "image_size": P["image_size"],
     "contrast_figures": len(table), "contrast_figures_in_real_range": in_range,
     "t1ce_cnr_et_vs_ed": float(ours.loc["contrast-to-noise T1ce, ET vs ED", "mean"]),
@@ -267,7 +267,7 @@ summary = {
 run.write_summary(summary)
 display(Markdown(
     f"- The cohort has {summary['subjects']} subjects ({summary['hgg']} HGG, {summary['lgg']} LGG) and passed validation.\n"
-    f"- Its HGG share is {grade_mix['HGG share'].iloc[0]:.0%}; the papers' cohorts hold "
+    f"- Its HGG share is {hgg_share:.0%}; the papers' cohorts hold "
     f"{grade_mix['HGG share'].iloc[1:].min():.0%}–{grade_mix['HGG share'].iloc[1:].max():.0%} HGG.\n"
     f"- {in_range} of {len(table)} contrast figures of its HGG subjects have their mean inside the range measured on real "
     f"glioma MRI; the rows marked False above are where the phantom differs from the six real cases.\n"

@@ -186,9 +186,9 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     predict = model_predict_fn(model, device=model_device(model))
     occ = occlusion_importance(predict, test.images, truth, data.modalities, fill=params["occlusion_fill"],
                                brain=test.brain)
-    key_occ = key_modalities_occlusion(occ, OcclusionRule(**params["occlusion_rule"]), modalities=data.modalities)
-    occ_by_grade = occlusion_by_grade(predict, test, truth, data.modalities, params["occlusion_fill"],
-                                      OcclusionRule(**params["occlusion_rule"]),
+    occ_rule = OcclusionRule(**params["occlusion_rule"])
+    key_occ = key_modalities_occlusion(occ, occ_rule, modalities=data.modalities)
+    occ_by_grade = occlusion_by_grade(predict, test, truth, data.modalities, params["occlusion_fill"], occ_rule,
                                       min_patients=min_pairs_for_significance(params["alpha"]))
 
     chosen = attribution_slices(data, params["ig_max_slices"])

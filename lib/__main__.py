@@ -44,11 +44,7 @@ def cmd_prepare_smoke(args) -> int:
     from lib import runner
     from lib.paths import REPO_ROOT
 
-    out = Path(args.out)
-    for entry in runner.load_book_plan(REPO_ROOT / args.plan, "smoke"):
-        path = runner.prepare_notebook(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"],
-                                       out / f"{entry['page']}.ipynb")
-        print(f"prepared {path}")
+    runner.prepare_book(REPO_ROOT / args.plan, "smoke", Path(args.out))
     return 0
 
 

@@ -33,7 +33,7 @@ class Field:
     """One declared key.
 
     kind: "int", "float", "str", "bool", "list[str]", "list[int]", "list[float]",
-          "dict[str,float]", "dict[str,scalar]", "dict[str,list[str]]".
+          "dict[str,float]", "dict[str,str]", "dict[str,scalar]", "dict[str,list[str]]".
     """
 
     kind: str
@@ -98,6 +98,10 @@ def coerce(spec: Field, value: Any) -> Any:
         if not isinstance(value, dict):
             raise TypeError
         return {_coerce_scalar("str", k): _coerce_scalar("float", v) for k, v in value.items()}
+    if kind == "dict[str,str]":
+        if not isinstance(value, dict):
+            raise TypeError
+        return {_coerce_scalar("str", k): _coerce_scalar("str", v) for k, v in value.items()}
     if kind == "dict[str,scalar]":
         if not isinstance(value, dict) or not all(
                 isinstance(v, (str, bool, int, float)) for v in value.values()):

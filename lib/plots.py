@@ -90,6 +90,17 @@ def flow_figure(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray
     return fig
 
 
+def _acc_axes(ax, curves, modalities: Sequence[str]) -> None:
+    """One Figure 7 panel: mean μ_t per modality with a shaded ± sd band."""
+    for name in modalities:
+        c = curves[curves["modality"] == name].sort_values("t")
+        colour = MODALITY_COLOURS.get(name)
+        ax.plot(c["t"], c["mean"], color=colour, label=name)
+        ax.fill_between(c["t"], c["mean"] - c["sd"], c["mean"] + c["sd"], color=colour, alpha=0.15)
+    ax.set_xlabel("t")
+    ax.set_ylim(0, 1)
+
+
 def acc_panels(curves_by_seed: dict, modalities: Sequence[str], title: str = "", ylabel: str = "μ_t (ACC)"):
     """The paper's Figure 7: mean ACC with a shaded ± sd band per modality, one panel per seed.
 
@@ -97,15 +108,35 @@ def acc_panels(curves_by_seed: dict, modalities: Sequence[str], title: str = "",
     n = len(curves_by_seed)
     fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 2.8), sharey=True, squeeze=False)
     for ax, (seed, curves) in zip(axes[0], curves_by_seed.items()):
-        for name in modalities:
-            c = curves[curves["modality"] == name].sort_values("t")
-            colour = MODALITY_COLOURS.get(name)
-            ax.plot(c["t"], c["mean"], color=colour, label=name)
-            ax.fill_between(c["t"], c["mean"] - c["sd"], c["mean"] + c["sd"], color=colour, alpha=0.15)
+        _acc_axes(ax, curves, modalities)
         ax.set_title(f"seed {seed}", fontsize=9)
-        ax.set_xlabel("t")
-        ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel(ylabel)
+    axes[0, -1].legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def acc_grid(curves: dict, modalities: Sequence[str], title: str = "", ylabel: str = "μ_t (ACC)"):
+    """The paper's Figure 7 (A)-(C) over targets and seeds: one column per target, one row per
+    seed; an empty panel where a target has no such seed.
+
+    curves: {(target, seed): DataFrame with columns t, modality, mean, sd}."""
+    targets = list(dict.fromkeys(t for t, _ in curves))
+    seeds = sorted({s for _, s in curves})
+    fig, axes = plt.subplots(len(seeds), len(targets), figsize=(3.3 * len(targets), 2.6 * len(seeds)),
+                             sharey=True, sharex=True, squeeze=False)
+    for i, seed in enumerate(seeds):
+        for j, target in enumerate(targets):
+            ax = axes[i, j]
+            if (target, seed) in curves:
+                _acc_axes(ax, curves[(target, seed)], modalities)
+                ax.set_title(f"({chr(65 + j)}) {target}, seed {seed}", fontsize=9)
+            else:
+                ax.set_title(f"{target}: no seed {seed}", fontsize=9)
+                ax.set_axis_off()
+        axes[i, 0].set_ylabel(ylabel)
     axes[0, -1].legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)

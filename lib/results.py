@@ -44,10 +44,20 @@ class RunDir:
         self.path = Path(run_dir)
         self.params = dict(params)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._data: tuple[str, bool] | None = None
+
+    def data_from(self, label: str, synthetic: bool) -> None:
+        """For a chapter with no data of its own that reads other runs: the data label and the
+        synthetic flag its summary and figures carry are theirs."""
+        self._data = (label, synthetic)
 
     @property
     def synthetic(self) -> bool:
-        return is_synthetic(self.params)
+        return self._data[1] if self._data else is_synthetic(self.params)
+
+    @property
+    def data_label(self) -> str:
+        return self._data[0] if self._data else data_label(self.params)
 
     def sub(self, *parts: str) -> Path:
         path = self.path.joinpath(*parts)
@@ -76,7 +86,7 @@ class RunDir:
 
     def write_summary(self, summary: Mapping[str, Any]) -> Path:
         """The run's key figures as one flat mapping of scalars (numbers, strings, bools, None)."""
-        flat = {"data": data_label(self.params), "synthetic": self.synthetic}
+        flat = {"data": self.data_label, "synthetic": self.synthetic}
         for key, value in summary.items():
             if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
                 value = value.item()

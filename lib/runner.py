@@ -187,6 +187,25 @@ def prepare_inputs(params: Mapping[str, Any]) -> str | None:
     return fingerprint if twin is None else _sha256_text(fingerprint, prepare_cohort(twin).fingerprint)
 
 
+def source_runs_fingerprint(params: Mapping[str, Any]) -> str | None:
+    """For a chapter that reads other runs' results (``source_runs: {label: folder}``): the hash of
+    their manifests, so that it re-runs when any of them is re-run. None when it reads none.
+    Raises RunError naming the first folder that is not a finished run."""
+    sources = params.get("source_runs")
+    if not sources:
+        return None
+    from lib.paths import resolve
+
+    parts = []
+    for label, folder in sorted(sources.items()):
+        path = resolve(folder)
+        if read_complete_manifest(path) is None:
+            raise RunError(f"{display(path)}: not a finished run (no complete {MANIFEST}), named by "
+                           f"source_runs.{label}; run it first")
+        parts += [label, (path / MANIFEST).read_text(encoding="utf-8")]
+    return _sha256_text(*parts)
+
+
 def run(
     script: str | Path,
     params_file: str | Path,
@@ -214,8 +233,10 @@ def run(
     study, name = params["study"], params["name"]
     study_dir = Path(results_root) / study
     final_dir = study_dir / name
+    sources_fingerprint = source_runs_fingerprint(params)
     input_fingerprint = _sha256_text(
-        script.read_text(encoding="utf-8"), params_mod.dump(params), lib_source_fingerprint(), data_fingerprint or ""
+        script.read_text(encoding="utf-8"), params_mod.dump(params), lib_source_fingerprint(), data_fingerprint or "",
+        *([sources_fingerprint] if sources_fingerprint else []),
     )
     _recover_interrupted_swap(final_dir, log)
     previous = read_complete_manifest(final_dir)
@@ -381,12 +402,41 @@ def prepare_notebook(script: str | Path, params_file: str | Path, out: str | Pat
     return out
 
 
+def prepare_book(plan_file: str | Path, profile: str, out: str | Path,
+                 log: Callable[[str], None] = print) -> list[Path]:
+    """Write every chapter of the book plan, parameters injected and not executed, into ``out``
+    (for nbval), as ``NN-<page>.ipynb`` in plan order, so that nbval (which runs a folder's
+    notebooks in name order) executes a page after the pages it ``needs``. A chapter that reads
+    other runs (``source_runs``) is pointed at the folders the prepared pages write into.
+    Notebooks left in ``out`` by an earlier preparation are removed first."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.ipynb"):
+        stale.unlink()
+    from lib.paths import resolve
+
+    written, run_dirs = [], {}
+    for number, entry in enumerate(load_book_plan(plan_file, profile), start=1):
+        params = params_mod.load(REPO_ROOT / entry["params"])
+        target = out / f"{number:02d}-{entry['page']}.ipynb"
+        overrides = None
+        if params.get("source_runs"):
+            overrides = {"source_runs": {label: str(run_dirs.get(resolve(folder), folder))
+                                         for label, folder in params["source_runs"].items()}}
+        written.append(prepare_notebook(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], target, overrides))
+        run_dirs[RESULTS_ROOT / params["study"] / params["name"]] = (target.with_name(target.stem + "-run")).resolve()
+        log(f"prepared {written[-1]}")
+    return written
+
+
 def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
     """Read ``params/book.yml``: the runs the book is made of and the page each becomes.
 
     Each entry: ``notebook``, ``params`` (``{profile}`` is replaced), ``page``, and optionally
     ``alone: true`` (with ``--jobs`` > 1 the run waits for the others and runs with nothing beside
-    it: a page that times something must not share the CPU)."""
+    it: a page that times something must not share the CPU) and ``needs: [page, ...]`` (pages
+    earlier in the plan whose runs must have finished before this one starts: it reads their
+    results)."""
     import yaml
 
     path = Path(path)
@@ -401,16 +451,25 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
     for i, entry in enumerate(runs):
         if not isinstance(entry, dict) or not {"notebook", "params", "page"} <= set(entry):
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}] needs keys notebook, params, page")
-        unknown = sorted(set(entry) - {"notebook", "params", "page", "alone"})
+        unknown = sorted(set(entry) - {"notebook", "params", "page", "alone", "needs"})
         if unknown:
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: unknown key {unknown[0]!r} "
-                                         "(known: notebook, params, page, alone)")
+                                         "(known: notebook, params, page, alone, needs)")
         alone = entry.get("alone", False)
         if not isinstance(alone, bool):
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'alone': expected true or false, "
                                          f"got {alone!r}")
+        needs = entry.get("needs", [])
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'needs': expected a list of page names, "
+                                         f"got {needs!r}")
+        earlier = [e["page"] for e in out]
+        missing = [n for n in needs if n not in earlier]
+        if missing:
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'needs': {missing[0]!r} is not a page "
+                                         "earlier in the plan")
         out.append({"notebook": entry["notebook"], "params": entry["params"].format(profile=profile),
-                    "page": entry["page"], "alone": alone})
+                    "page": entry["page"], "alone": alone, "needs": list(needs)})
     return out
 
 
@@ -442,7 +501,8 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
              on_finish: Callable[[dict[str, Any], int], None] = lambda entry, rc: None,
              poll_seconds: float = 1.0) -> list[tuple[dict[str, Any], int | None]]:
     """Run ``entries`` in plan order, at most ``jobs`` at a time; an entry with ``alone`` waits
-    for every running one and nothing starts beside it.
+    for every running one and nothing starts beside it; an entry with ``needs`` waits until each
+    page it names has finished (and, plan order being kept, so do the entries after it).
 
     ``start(entry)`` launches a run and returns a handle with ``poll()`` (None while running,
     else the exit code), like ``subprocess.Popen``. After a failure (exit code != 0) nothing new
@@ -454,12 +514,17 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
     codes: dict[int, int] = {}
     failed = False
     restore = _stop_on_sigterm()
+    finished_pages = lambda: {entries[i].get("page") for i, code in codes.items() if code == 0}  # noqa: E731
     try:
         while running or (pending and not failed):
             while pending and not failed:
                 entry = entries[pending[0]]
                 blocked_by_alone = any(entries[i].get("alone") for i in running)
-                if (entry.get("alone") and running) or blocked_by_alone or len(running) >= jobs:
+                waiting = not set(entry.get("needs", ())) <= finished_pages()
+                if waiting and not running:  # what it needs never ran (load_book_plan prevents this)
+                    raise RunError(f"{entry.get('page')}: needs {sorted(set(entry['needs']) - finished_pages())}, "
+                                   "which no earlier run provided")
+                if (entry.get("alone") and running) or blocked_by_alone or waiting or len(running) >= jobs:
                     break
                 index = pending.pop(0)
                 running[index] = start(entry)

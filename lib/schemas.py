@@ -204,8 +204,30 @@ STUDY_A_COST = {
     "run_benchmark": Field("bool", default=True, help="run the benchmarks (false: the page only says so)"),
 }
 
+
+
+def _target_runs(values) -> str | None:
+    """{target: run folder} for ET, TC and/or WT."""
+    if not values:
+        return "name at least one target's run folder, e.g. {ET: results/study_a/et-default}"
+    unknown = [k for k in values if k not in ("ET", "TC", "WT")]
+    if unknown:
+        return f"{unknown[0]!r} is not a study A target (ET, TC, WT)"
+    empty = [k for k, v in values.items() if not v.strip()]
+    return f"the run folder of {empty[0]} is empty" if empty else None
+
+
+# Study A across its targets (book/study_a_summary.py): no data and no training; it reads the
+# finished study A runs it names (the runner keys its result by their manifests).
+STUDY_A_SUMMARY = {
+    **COMMON,
+    "source_runs": Field("dict[str,str]", check=_target_runs,
+                         help="{target: folder of a finished study A run} (relative to the repository or absolute)"),
+}
+
 SCHEMAS: dict[str, dict[str, Field]] = {
     "data": DATA_CHAPTER,
     "study_a": STUDY_A,
     "study_a_cost": STUDY_A_COST,
+    "study_a_summary": STUDY_A_SUMMARY,
 }

@@ -168,3 +168,40 @@ def test_sigterm_stops_the_runs_going_and_the_handler_is_restored():
         runner.schedule(_entries(("a", False), ("b", False)), 2, start, poll_seconds=0)
     assert terminated == ["a"]
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_run_that_needs_others_starts_after_they_finished():
+    entries = _entries(("data", False), ("et", False), ("tc", False), ("wt", False))
+    entries.append({"page": "summary", "alone": False, "needs": ["et", "tc", "wt"]})
+    entries.append({"page": "cost", "alone": True})
+    result, events, _ = _run(entries, jobs=3, polls={"data": 1, "et": 2, "tc": 6, "wt": 3, "summary": 1})
+    assert [code for _, code in result] == [0] * 6
+    start = events.index(("start", "summary"))
+    assert all(events.index(("end", page)) < start for page in ("et", "tc", "wt"))
+    assert events.index(("start", "cost")) > events.index(("end", "summary"))  # plan order is kept
+
+
+def test_a_run_whose_need_failed_never_starts():
+    entries = _entries(("et", False), ("tc", False))
+    entries.append({"page": "summary", "alone": False, "needs": ["et", "tc"]})
+    result, events, _ = _run(entries, jobs=3, polls={"et": 1, "tc": 3}, codes={"et": 1})
+    assert dict((e["page"], c) for e, c in result) == {"et": 1, "tc": 0, "summary": None}
+    assert ("start", "summary") not in events
+
+
+def test_a_need_nothing_provides_is_an_error_not_a_hang():
+    entries = [{"page": "summary", "alone": False, "needs": ["et"]}]
+    with pytest.raises(runner.RunError, match=r"summary: needs \['et'\], which no earlier run provided"):
+        _run(entries, jobs=2)
+
+
+@pytest.mark.parametrize("needs, message", [
+    ("[b]", "runs[0]: key 'needs': 'b' is not a page earlier in the plan"),
+    ("b", "runs[0]: key 'needs': expected a list of page names, got 'b'"),
+])
+def test_plan_needs_are_checked(tmp_path, needs, message):
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: a.py, params: p.yaml, page: a, needs: {needs}}}\n"
+                    "  - {notebook: b.py, params: p.yaml, page: b}\n")
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        runner.load_book_plan(plan, "smoke")

@@ -115,7 +115,7 @@ def test_book_plan_substitutes_profile(tmp_path):
     plan = tmp_path / "book.yml"
     plan.write_text("runs:\n  - {notebook: book/data.py, params: 'params/data/{profile}.yaml', page: data}\n")
     assert runner.load_book_plan(plan, "smoke") == [
-        {"notebook": "book/data.py", "params": "params/data/smoke.yaml", "page": "data", "alone": False}]
+        {"notebook": "book/data.py", "params": "params/data/smoke.yaml", "page": "data", "alone": False, "needs": []}]
     plan.write_text("runs: {}\n")
     with pytest.raises(ParamsError, match="expected a key 'runs' holding a list"):
         runner.load_book_plan(plan, "smoke")
@@ -229,3 +229,58 @@ def test_run_name_must_be_a_plain_folder_name(toy, name):
         runner.run(chapter, params, {"name": name}, results_root=results, log_output=False)
     assert "\n" not in str(info.value)
     assert not results.exists()
+
+
+def _reader_schema(monkeypatch):
+    monkeypatch.setitem(schemas.SCHEMAS, "reader", {
+        "study": Field("str"), "profile": Field("str"), "name": Field("str", default=None, nullable=True),
+        "source_runs": Field("dict[str,str]"), "x": Field("int", default=0), "fail": Field("bool", default=False),
+    })
+
+
+def test_a_run_reading_other_runs_reruns_when_one_of_them_is_rerun(toy, monkeypatch):
+    chapter, params, results = toy
+    _reader_schema(monkeypatch)
+    source = runner.run(chapter, params, results_root=results, log_output=False).result_dir
+    reader = params.with_name("reader-smoke.yaml")
+    reader.write_text(f"study: reader\nprofile: smoke\nsource_runs: {{A: {source}}}\n")
+    assert not runner.run(chapter, reader, results_root=results, log_output=False).skipped
+    assert runner.run(chapter, reader, results_root=results, log_output=False).skipped
+    runner.run(chapter, params, force=True, results_root=results, log_output=False)  # the source again
+    assert not runner.run(chapter, reader, results_root=results, log_output=False).skipped
+
+
+def test_a_run_reading_an_unfinished_run_stops_before_running(toy, monkeypatch):
+    chapter, params, results = toy
+    _reader_schema(monkeypatch)
+    unfinished = results / "toy" / "half"
+    unfinished.mkdir(parents=True)
+    (unfinished / "summary.json").write_text("{}")  # a summary but no complete manifest
+    reader = params.with_name("reader-smoke.yaml")
+    reader.write_text(f"study: reader\nprofile: smoke\nsource_runs: {{A: {unfinished}}}\n")
+    with pytest.raises(runner.RunError, match=r"half: not a finished run \(no complete manifest.json\), named by "
+                                              r"source_runs.A; run it first"):
+        runner.run(chapter, reader, results_root=results, log_output=False)
+    assert not (results / "reader").exists()
+
+
+def test_prepare_book_numbers_pages_in_plan_order_and_points_readers_at_prepared_runs(tmp_path, monkeypatch):
+    import yaml
+
+    from lib.paths import REPO_ROOT, RESULTS_ROOT
+
+    out = tmp_path / "smoke"
+    out.mkdir()
+    (out / "stale.ipynb").write_text("{}")
+    written = runner.prepare_book(REPO_ROOT / "params/book.yml", "smoke", out, log=lambda line: None)
+    names = [p.name for p in written]
+    assert names == sorted(names) and sorted(p.name for p in out.glob("*.ipynb")) == names  # stale one gone
+    pages = [name.split("-", 1)[1].removesuffix(".ipynb") for name in names]
+    plan = runner.load_book_plan(REPO_ROOT / "params/book.yml", "smoke")
+    assert pages == [entry["page"] for entry in plan]
+    summary = next(p for p in written if p.name.endswith("study_a_summary.ipynb"))
+    prepared = yaml.safe_load(summary.with_name(summary.stem + ".params.yaml").read_text())
+    for target in ("ET", "TC", "WT"):
+        page = next(p for p in written if p.name.endswith(f"study_a_{target.lower()}.ipynb"))
+        assert prepared["source_runs"][target] == str(page.with_name(page.stem + "-run").resolve())
+    assert not str(RESULTS_ROOT) in json.dumps(prepared["source_runs"])

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Study A across its targets: the paper's tables, and whether its explanation holds
+#
+# **What this page shows.** The paper reports study A for three targets at once: Table I (U-Nets on
+# all four modalities, on the key modalities and on their complement) and Table II (the neural ODE)
+# each have an ET, a TC and a WT block, and Figure 7 has one ACC panel per target. The target pages
+# each compute one block; this page puts them back into the paper's layout, with the paper's numbers
+# beside this build's, and lays every verdict of the three pages side by side: does the paper's
+# reading of the ACC name the modalities that carry each target, and do the measures that do not
+# depend on which ODE channel carries which modality (occlusion, integrated gradients, the U-Net
+# subset comparison) say the same?
+#
+# **What it needs.** The three finished study A runs named in the parameter file (`source_runs`;
+# `make book` runs them first). Nothing is trained or selected here: every cell is read from those
+# runs' tables and summaries, and the provenance table below says which run, commit and machine each
+# target's numbers come from. How each number was computed is on the target's own page.
+
+# %% tags=["parameters"]
+params_file = "params/study_a/summary-default.yaml"
+run_dir = None
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from lib.paper_numbers import SOURCE_STUDY_A
+from lib.plots import acc_grid
+from lib.results import SYNTHETIC_LABEL, setup, slug
+from lib.study_a.across_targets import (acc_curves, data_sources, load_target_runs, mismatches, provenance,
+                                        table_one_across_targets, table_two_across_targets, verdict_counts,
+                                        verdict_matrix)
+
+P, run = setup(params_file, run_dir)
+pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
+runs = load_target_runs(P["source_runs"])
+this_build, synthetic = data_sources(runs)
+run.data_from(this_build, synthetic)
+if synthetic:
+    display(Markdown(f"**{SYNTHETIC_LABEL}.** Every figure and table on this page was computed in this build "
+                     "from the synthetic phantom cohort. Numbers from the paper are labelled as such."))
+notes = mismatches(runs)
+if notes:
+    display(Markdown("**Read with care:** " + "; ".join(notes) + "."))
+sources = provenance(runs)
+run.table("provenance", sources)
+sources
+
+# %% [markdown]
+# ## Every verdict, every target
+#
+# One row per measure, as each target's page lists them in its closing verdict table; a cell reads
+# "verdict (seeds agreeing / seeds run)". The first row is the reference each verdict is read
+# against: on the phantom, its planted truth (the modalities the phantom's tumours were built to show
+# each region in; see the data chapter), on real data the paper's key modalities. For a measure run
+# on every ODE seed, "agrees": every seed names exactly the reference; "disagrees": no seed names any
+# reference modality; "partly": anything in between; "no verdict": no seed named anything. The U-Net
+# subset rows read Table I, the paper's confirmation, and have no seeds: "agrees" when the input set
+# holding the reference is near the baseline and the other clearly lower, "partly" when one of the
+# two holds, "disagrees" when neither does (the thresholds are in the run's parameter file).
+
+# %% tags=["hide-input"]
+matrix = verdict_matrix(runs)
+run.table("verdicts", matrix, index=True)
+display(matrix)
+counts = verdict_counts(matrix)
+run.table("verdict-counts", counts, index=True)
+display(Markdown("How many of each page's measures (every row above but the reference) end in each verdict:"))
+counts
+
+# %% [markdown]
+# ## Table I: U-Nets on all modalities, on the paper's key modalities and on their complement
+#
+# The paper's layout: one block per target, the input sets as columns. Each cell of this build is
+# the mean ± sd over the cross-validation folds inside the training set (the parameter file of the
+# target's run sets how many folds and U-Net seeds); "*" marks a significant Dice difference from the
+# baseline (Wilcoxon signed-rank, α of the run, paired by patient; the target's page also gives the
+# test paired by fold). The paper's cells are its ten-fold results on BraTS 2020, as printed.
+
+# %% tags=["hide-input"]
+table_one = table_one_across_targets(runs, this_build)
+run.table("table-i", table_one, index=True)
+table_one
+
+# %% [markdown]
+# ## Table II: the neural ODE on the test set
+#
+# This build: for each ODE seed the mean over test patients (Dice and sensitivity over the patients
+# with some target, accuracy and specificity over all), then mean ± sd over the seeds. The paper
+# reports one model.
+
+# %% tags=["hide-input"]
+table_two = table_two_across_targets(runs, this_build)
+run.table("table-ii", table_two, index=True)
+table_two
+
+# %% [markdown]
+# ## Figure 7: the accumulated contribution curves, (A) ET, (B) TC, (C) WT
+#
+# Each panel: the mean of $\mu_t^k$ (Eq. 7, as printed) over the test slices the target's page
+# averages over, with a shaded ± sd band, for one seed of one target. The paper shows one model per
+# target; here each row is one seed, so the reader can see how much the curves, and the key
+# modality read from them, move from seed to seed.
+
+# %% tags=["hide-input"]
+curves = acc_curves(runs)
+if curves:
+    modalities = list(dict.fromkeys(m for c in curves.values() for m in c["modality"]))
+    fig = acc_grid(curves, modalities, title=f"Figure 7 analog, every target and seed ({this_build})")
+    run.figure("acc-all-targets", fig)
+    plt.show()
+else:
+    display(Markdown("The runs left no ACC curves to draw."))
+
+# %% [markdown]
+# ## What this build found
+
+# %% tags=["hide-input"]
+SHORT = {"acc": "the paper's reading of the ACC (Eq. 6–7 as printed)", "occlusion": "occlusion",
+         "attribution": "integrated gradients", "subset_unet": "the U-Net subset comparison (Table I)"}
+summary = {"targets": "+".join(runs)}
+for target, row in counts.iterrows():
+    for outcome, n in row.items():
+        summary[f"{target.lower()}_measures_{slug(outcome)}"] = int(n)
+lines = []
+for target, r in runs.items():
+    s = r.summary
+    for short in SHORT:
+        summary[f"{target.lower()}_{short}_verdict"] = s.get(f"{short}_verdict")
+    parts = []
+    for short, name in SHORT.items():
+        verdict, agreeing = s.get(f"{short}_verdict"), s.get(f"{short}_seeds_agreeing")
+        if verdict is None:
+            parts.append(f"{name}: not run")
+        else:
+            parts.append(f"{name}: **{verdict}**" + (f" ({agreeing} seeds)" if agreeing not in (None, "—") else ""))
+    c = counts.loc[target]
+    seeds = s.get("seeds")
+    lines.append(f"- **{target}** (reference {s.get('reference')}; {seeds} ODE seed{'s' if seeds != 1 else ''}, "
+                 f"mean test Dice {s.get('ode_test_dice_mean', float('nan')):.3f}): " + "; ".join(parts)
+                 + f". Of its {int(c.sum())} measures, {c['agrees']} agree, {c['partly']} partly, "
+                 f"{c['disagrees']} disagree, {c['no verdict']} give no verdict"
+                 + (f" and {c['other']} another outcome" if c["other"] else "") + ".")
+holds = [t for t, r in runs.items() if r.summary.get("acc_verdict") == "agrees"
+         and r.summary.get("subset_unet_verdict") == "agrees"]
+independent = [t for t, r in runs.items() if all(r.summary.get(f"{k}_verdict") == "agrees"
+                                                 for k in ("occlusion", "attribution", "subset_unet"))]
+lines.append(f"- The paper's explanation (the ACC names each target's key modalities, and Table I confirms them) "
+             f"holds against the reference, with the printed ACC rule agreeing in every seed and Table I agreeing, "
+             f"for: **{', '.join(holds) or 'no target'}** of {len(runs)} target{'s' if len(runs) != 1 else ''}.")
+lines.append(f"- Every independent measure (occlusion, integrated gradients and Table I) agrees with the reference "
+             f"for: **{', '.join(independent) or 'no target'}**.")
+summary["paper_explanation_holds_for"] = "+".join(holds) or "none"
+summary["independent_measures_agree_for"] = "+".join(independent) or "none"
+run.write_summary(summary)
+display(Markdown("\n".join(lines) + f"\n\nData: {this_build}. The paper's numbers: {SOURCE_STUDY_A}."))

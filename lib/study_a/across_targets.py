@@ -1,0 +1,265 @@
+"""Study A across its three targets: the paper's Table I and Table II in their own layout, the
+verdicts side by side, and Figure 7's panels (A)-(C), assembled from finished study A runs.
+
+Nothing here trains or selects anything: every cell is read from a run's own tables and
+``summary.json`` (one run per target, ``results/study_a/<name>/``), and the paper's numbers
+(``lib.paper_numbers``) stand beside them under their own label. A run is read only when its
+folder is a finished result: a ``manifest.json`` that says ``complete`` (the runner writes it last,
+after everything else is in place). A folder without any manifest (a chapter executed by nbval or
+by hand) is read too, and its provenance says so; a folder whose manifest is not complete is never read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_I, STUDY_A_TABLE_II
+from lib.paths import display, resolve
+from lib.study_a.comparison import METRIC_LABELS
+
+TARGETS = ("ET", "TC", "WT")
+# Table I's three columns, as this build's table-i.csv names them (role prefix) and as the paper
+# prints them (its own header per target block, kept in paper_numbers).
+TABLE_I_ROLES = (("baseline", "all four modalities"), ("paper key", "the paper's key modalities"),
+                 ("paper complement", "their complement"))
+
+
+class SourceRunError(ValueError):
+    """A study A run named as a source cannot be read; ``str(err)`` is one line naming the folder."""
+
+
+@dataclass
+class TargetRun:
+    """One finished study A run: its folder, ``summary.json``, manifest (None when it has none)."""
+
+    target: str
+    path: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any] | None
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """``tables/<name>.csv`` of the run (read once)."""
+        if name not in self._tables:
+            path = self.path / "tables" / f"{name}.csv"
+            try:
+                self._tables[name] = pd.read_csv(path)
+            except (OSError, ValueError) as err:
+                raise SourceRunError(f"{display(path)}: cannot read this study A table ({type(err).__name__}); "
+                                     "re-run the target's page") from None
+        return self._tables[name]
+
+    def has_table(self, name: str) -> bool:
+        return (self.path / "tables" / f"{name}.csv").is_file()
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(int(s) for s in self.table("ode-test-scores-per-patient")["seed"].unique())
+
+
+def load_target_run(target: str, folder: str | Path) -> TargetRun:
+    """Read the study A run in ``folder`` (relative to the repository or absolute) for ``target``.
+
+    Raises SourceRunError (one line naming the folder) when the folder is missing, its manifest is
+    not ``complete`` or unreadable, it has no ``summary.json``, or the run is of another target."""
+    path = resolve(folder)
+    where = display(path)
+    if not path.is_dir():
+        raise SourceRunError(f"{where}: no such run folder (run the {target} page of study A first)")
+    manifest = None
+    if (path / "manifest.json").exists():
+        try:
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise SourceRunError(f"{where}/manifest.json: unreadable ({type(err).__name__})") from None
+        if not isinstance(manifest, dict) or manifest.get("status") != "complete":
+            raise SourceRunError(f"{where}/manifest.json: the run is not complete; an unfinished run is never read")
+    try:
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceRunError(f"{where}: no summary.json (the run did not finish)") from None
+    except (OSError, ValueError) as err:
+        raise SourceRunError(f"{where}/summary.json: unreadable ({type(err).__name__})") from None
+    if manifest is not None and manifest.get("study") != "study_a":
+        raise SourceRunError(f"{where}: a run of {manifest.get('study')!r}, not of study A")
+    if summary.get("target") != target:
+        raise SourceRunError(f"{where}: a run of target {summary.get('target')!r}, named as the {target} run")
+    return TargetRun(target, path, summary, manifest)
+
+
+def load_target_runs(folders: Mapping[str, str | Path]) -> dict[str, TargetRun]:
+    """``{target: folder}`` -> ``{target: TargetRun}`` in the order ET, TC, WT."""
+    unknown = [t for t in folders if t not in TARGETS]
+    if unknown:
+        raise SourceRunError(f"{unknown[0]!r} is not a study A target ({', '.join(TARGETS)})")
+    return {t: load_target_run(t, folders[t]) for t in TARGETS if t in folders}
+
+
+def data_sources(runs: Mapping[str, TargetRun]) -> tuple[str, bool]:
+    """The data label every run gives (``'; '``-joined when they differ) and whether any is synthetic."""
+    labels = list(dict.fromkeys(str(r.summary.get("data")) for r in runs.values()))
+    return "; ".join(labels), any(bool(r.summary.get("synthetic")) for r in runs.values())
+
+
+def provenance(runs: Mapping[str, TargetRun]) -> pd.DataFrame:
+    """Where each target's numbers come from: folder, parameters, commit, when, on what."""
+    rows = []
+    for target, run in runs.items():
+        m = run.manifest or {}
+        git = m.get("git") or {}
+        finished = (m.get("timings") or {}).get("finished")
+        env = m.get("environment") or {}
+        kernels = env.get("cpu_kernels") or {}
+        commit = git.get("commit")
+        rows.append({
+            "target": target, "run folder": display(run.path),
+            "parameters": m.get("params_file", "no manifest (not a runner result)"),
+            "overrides": "; ".join(f"{k}={v}" for k, v in (m.get("overrides") or {}).items()) or "none",
+            "profile": m.get("profile", "—"), "data": run.summary.get("data"),
+            "commit": (commit[:10] + (" (uncommitted changes)" if git.get("dirty") else "")) if commit else "—",
+            "finished (UTC)": (dt.datetime.fromtimestamp(finished, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+                               if finished is not None else "—"),
+            "ODE seeds": run.summary.get("seeds"),
+            "minutes": run.summary.get("minutes"),
+            "device": env.get("cuda") or (f"CPU ({kernels.get('model', '?')}, {kernels.get('capability', '?')})"
+                                          if kernels else "—"),
+        })
+    return pd.DataFrame(rows)
+
+
+def mismatches(runs: Mapping[str, TargetRun]) -> list[str]:
+    """What differs between the runs that a reader comparing targets should know (empty: nothing)."""
+    notes = []
+    for what, get in (("profiles", lambda r: (r.manifest or {}).get("profile")),
+                      ("data", lambda r: r.summary.get("data")),
+                      ("data fingerprints", lambda r: (r.manifest or {}).get("data_fingerprint")),
+                      ("commits", lambda r: ((r.manifest or {}).get("git") or {}).get("commit"))):
+        values = {t: get(r) for t, r in runs.items()}
+        if len(set(values.values())) > 1:
+            notes.append(f"the runs differ in their {what}: "
+                         + ", ".join(f"{t} {str(v)[:12] if v is not None else '—'}" for t, v in values.items()))
+    missing = [t for t in TARGETS if t not in runs]
+    if missing:
+        notes.append(f"no run for {', '.join(missing)}")
+    return notes
+
+
+def table_one_across_targets(runs: Mapping[str, TargetRun], data_label: str) -> pd.DataFrame:
+    """The paper's Table I layout for every target: rows (target, inputs / metric), columns the
+    three input sets (all four, the paper's key modalities, their complement), each with this
+    build's cell and the paper's printed cell. "*": Wilcoxon p < alpha on Dice against the
+    baseline (this build: paired by patient, see the target's page; the paper: its own test)."""
+    rows = {}
+    for target, run in runs.items():
+        ours = run.table("table-i").set_index("metric")
+        paper = STUDY_A_TABLE_I[target]
+        block: dict[str, dict[str, str]] = {}
+        for i, (role, label) in enumerate(TABLE_I_ROLES):
+            columns = [c for c in ours.columns if c.split(": ", 1)[0] == role]
+            if len(columns) != 1:
+                raise SourceRunError(f"{display(run.path / 'tables' / 'table-i.csv')}: expected one column "
+                                     f"'{role}: <inputs>', found {len(columns)}")
+            block[(label, data_label)] = {"inputs": columns[0].split(": ", 1)[1],
+                                          **{m: ours.loc[m, columns[0]] for m in METRIC_LABELS.values()}}
+            block[(label, SOURCE_STUDY_A)] = {"inputs": paper["inputs"][i],
+                                              **{m: paper[m][i] for m in METRIC_LABELS.values()}}
+        for column, cells in block.items():
+            for row, value in cells.items():
+                rows.setdefault((target, row), {})[column] = value
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["target", ""])
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["inputs", "source"])
+    return table
+
+
+def table_two_across_targets(runs: Mapping[str, TargetRun], data_label: str) -> pd.DataFrame:
+    """The paper's Table II (the neural ODE on the test set), one column per target and source.
+
+    This build: each seed's mean over test patients (Dice and sensitivity over patients with some
+    target, accuracy and specificity over all, as on the target's page), then mean ± sd over the
+    seeds; the paper's single model beside it."""
+    from lib.stats import mean_sd
+
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for target, run in runs.items():
+        scores = run.table("ode-test-scores-per-patient")
+        with_target = scores[scores["target_pixels"] > 0]
+        per_seed = {
+            "Dice": with_target.groupby("seed")["dice"].mean(),
+            "Accuracy (%)": 100 * scores.groupby("seed")["accuracy"].mean(),
+            "Sensitivity": with_target.groupby("seed")["sensitivity"].mean(),
+            "Specificity": scores.groupby("seed")["specificity"].mean(),
+        }
+        n = scores["seed"].nunique()
+        if n == 1:  # no spread over one seed: its value alone
+            column = f"{data_label}: seed {int(scores['seed'].iloc[0])}"
+            cells[(target, column)] = {metric: f"{float(values.iloc[0]):.3f}" for metric, values in per_seed.items()}
+        else:
+            cells[(target, f"{data_label}: mean ± sd over {n} seeds")] = {
+                metric: mean_sd(values.to_numpy()) for metric, values in per_seed.items()}
+        cells[(target, SOURCE_STUDY_A)] = {k: f"{v:.3f}" for k, v in STUDY_A_TABLE_II[target].items()}
+    table = pd.DataFrame(cells)
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["target", "source"])
+    return table
+
+
+def verdict_matrix(runs: Mapping[str, TargetRun]) -> pd.DataFrame:
+    """Every measure's verdict for every target, "verdict (seeds agreeing)", rows in the order the
+    target pages list them; the first row is each target's reference (the phantom's planted truth,
+    or on real data the paper's key modalities). An empty cell: that page has no such row."""
+    order: list[str] = []
+    cells: dict[str, dict[str, str]] = {}
+    for target, run in runs.items():
+        verdict = run.table("verdict")
+        reference = next(c for c in verdict.columns if c.startswith("reference"))
+        cells.setdefault(reference, {})[target] = str(verdict[reference].iloc[0]) if len(verdict) else "—"
+        for _, row in verdict.iterrows():
+            measure = row["measure"]
+            if measure not in order:
+                order.append(measure)
+            agreeing = str(row["seeds agreeing"])
+            cells.setdefault(measure, {})[target] = (f"{row['verdict']} ({agreeing})" if agreeing not in ("—", "nan")
+                                                     else str(row["verdict"]))
+    references = [k for k in cells if k.startswith("reference")]
+    table = pd.DataFrame.from_dict({k: cells[k] for k in references + order}, orient="index")
+    table = table.reindex(columns=[t for t in TARGETS if t in runs]).fillna("")
+    table.index.name = "measure"
+    return table
+
+
+VERDICT_OUTCOMES = ("agrees", "partly", "disagrees", "no verdict")
+
+
+def verdict_counts(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Per target: how many measures (rows other than the reference, cells not empty) agree,
+    partly agree, disagree, give no verdict, or end otherwise ("other": e.g. "not discriminative")."""
+    rows = matrix[~matrix.index.str.startswith("reference")]
+    counts = {}
+    for target in rows.columns:
+        outcomes = [str(v).split(" (")[0] for v in rows[target] if str(v)]
+        counts[target] = {o: outcomes.count(o) for o in VERDICT_OUTCOMES}
+        counts[target]["other"] = len(outcomes) - sum(counts[target].values())
+    return pd.DataFrame(counts).T.rename_axis("target")
+
+
+def acc_curves(runs: Mapping[str, TargetRun], seeds: Sequence[int] | None = None) -> dict[tuple[str, int], pd.DataFrame]:
+    """``{(target, seed): ACC curves (t, modality, mean, sd, n)}`` for Figure 7's panels, for
+    ``seeds`` (default: every seed each run has)."""
+    out = {}
+    for target, run in runs.items():
+        for seed in (seeds if seeds is not None else run.seeds):
+            name = f"acc-curves-seed{seed}"
+            if run.has_table(name):
+                out[(target, seed)] = run.table(name)
+    return out
+
+
+def measure_rows(matrix: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``{measure: {target: cell}}`` for those of ``names`` the matrix has (for the closing text)."""
+    return {n: matrix.loc[n].to_dict() for n in names if n in matrix.index}

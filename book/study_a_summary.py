@@ -39,9 +39,9 @@ from IPython.display import Markdown, display
 from lib.paper_numbers import SOURCE_STUDY_A
 from lib.plots import acc_grid
 from lib.results import SYNTHETIC_LABEL, setup, slug
-from lib.study_a.across_targets import (acc_curves, data_sources, load_target_runs, mismatches, provenance,
-                                        table_one_across_targets, table_two_across_targets, verdict_counts,
-                                        verdict_matrix)
+from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, load_target_runs, mismatches,
+                                        provenance, table_one_across_targets, table_two_across_targets,
+                                        verdict_counts, verdict_matrix)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -118,7 +118,8 @@ table_two
 curves = acc_curves(runs)
 if curves:
     modalities = list(dict.fromkeys(m for c in curves.values() for m in c["modality"]))
-    fig = acc_grid(curves, modalities, title=f"Figure 7 analog, every target and seed ({this_build})")
+    fig = acc_grid(curves, modalities, title=f"Figure 7 analog, every target and seed ({this_build})",
+                   column_labels=FIGURE_7_PANELS)
     run.figure("acc-all-targets", fig)
     plt.show()
 else:

@@ -118,11 +118,13 @@ def acc_panels(curves_by_seed: dict, modalities: Sequence[str], title: str = "",
     return fig
 
 
-def acc_grid(curves: dict, modalities: Sequence[str], title: str = "", ylabel: str = "μ_t (ACC)"):
+def acc_grid(curves: dict, modalities: Sequence[str], title: str = "", ylabel: str = "μ_t (ACC)",
+             column_labels: dict | None = None):
     """The paper's Figure 7 (A)-(C) over targets and seeds: one column per target, one row per
     seed; an empty panel where a target has no such seed.
 
-    curves: {(target, seed): DataFrame with columns t, modality, mean, sd}."""
+    curves: {(target, seed): DataFrame with columns t, modality, mean, sd}; column_labels: how each
+    target is named in its panels' titles (default: the target)."""
     targets = list(dict.fromkeys(t for t, _ in curves))
     seeds = sorted({s for _, s in curves})
     fig, axes = plt.subplots(len(seeds), len(targets), figsize=(3.3 * len(targets), 2.6 * len(seeds)),
@@ -132,7 +134,7 @@ def acc_grid(curves: dict, modalities: Sequence[str], title: str = "", ylabel: s
             ax = axes[i, j]
             if (target, seed) in curves:
                 _acc_axes(ax, curves[(target, seed)], modalities)
-                ax.set_title(f"({chr(65 + j)}) {target}, seed {seed}", fontsize=9)
+                ax.set_title(f"{(column_labels or {}).get(target, target)}, seed {seed}", fontsize=9)
             else:
                 ax.set_title(f"{target}: no seed {seed}", fontsize=9)
                 ax.set_axis_off()

@@ -156,3 +156,17 @@ def test_a_damaged_table_is_named(tmp_path):
     (folder / "tables" / "table-i.csv").unlink()
     with pytest.raises(A.SourceRunError, match=r"tables/table-i.csv: cannot read this study A table"):
         A.table_one_across_targets(A.load_target_runs({"ET": folder}), LABEL)
+
+
+def test_figure_7_grid_names_panels_by_the_papers_letters_and_leaves_missing_seeds_empty(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lib.plots import acc_grid
+
+    runs = A.load_target_runs({"TC": make_run(tmp_path / "tc", "TC", seeds=(0, 1)),
+                               "WT": make_run(tmp_path / "wt", "WT", seeds=(0,))})
+    fig = acc_grid(A.acc_curves(runs), ["t1", "t1ce"], column_labels=A.FIGURE_7_PANELS)
+    titles = [ax.get_title() for ax in fig.axes]  # row by row: seed 0, then seed 1
+    assert titles == ["(B) TC, seed 0", "(C) WT, seed 0", "(B) TC, seed 1", "WT: no seed 1"]
+    assert not fig.axes[3].axison

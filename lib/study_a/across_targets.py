@@ -24,6 +24,7 @@ from lib.paths import display, resolve
 from lib.study_a.comparison import METRIC_LABELS
 
 TARGETS = ("ET", "TC", "WT")
+FIGURE_7_PANELS = {"ET": "(A) ET", "TC": "(B) TC", "WT": "(C) WT"}  # the paper's panel letters
 # Table I's three columns, as this build's table-i.csv names them (role prefix) and as the paper
 # prints them (its own header per target block, kept in paper_numbers).
 TABLE_I_ROLES = (("baseline", "all four modalities"), ("paper key", "the paper's key modalities"),

@@ -40,8 +40,8 @@ from lib.paper_numbers import SOURCE_STUDY_A
 from lib.plots import acc_grid
 from lib.results import SYNTHETIC_LABEL, setup, slug
 from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, load_target_runs, mismatches,
-                                        provenance, table_one_across_targets, table_two_across_targets,
-                                        verdict_counts, verdict_matrix)
+                                        provenance, renamed_matrix, table_one_across_targets,
+                                        table_two_across_targets, verdict_counts, verdict_matrix)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -79,6 +79,24 @@ counts = verdict_counts(matrix)
 run.table("verdict-counts", counts, index=True)
 display(Markdown("How many of each page's measures (every row above but the reference) end in each verdict:"))
 counts
+
+# %% [markdown]
+# ### The renamed modality files
+#
+# Each target page also ran its models again on the same cohort with two modality files renamed (the
+# parameter file's `permutation_swap`; e.g. the T1ce image is read as FLAIR and the FLAIR image as
+# T1ce). A measure that explains the network should then name the renamed channel that now holds the
+# informative contrast ("follows the contrast"); one that names the same channel as before follows
+# the channel's name or position, not the image. The first column of a target reads the whole key,
+# the second only the renamed pair (other channels may move with the seed alone).
+
+# %% tags=["hide-input"]
+renamed = renamed_matrix(runs)
+if renamed.empty:
+    display(Markdown("The runs named here skipped the renamed-file check (`permutation_swap: []`)."))
+else:
+    run.table("renamed", renamed, index=True)
+    display(renamed)
 
 # %% [markdown]
 # ## Table I: U-Nets on all modalities, on the paper's key modalities and on their complement

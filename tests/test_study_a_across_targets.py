@@ -170,3 +170,19 @@ def test_figure_7_grid_names_panels_by_the_papers_letters_and_leaves_missing_see
     titles = [ax.get_title() for ax in fig.axes]  # row by row: seed 0, then seed 1
     assert titles == ["(B) TC, seed 0", "(C) WT, seed 0", "(B) TC, seed 1", "WT: no seed 1"]
     assert not fig.axes[3].axison
+
+
+def test_renamed_matrix_lines_up_the_permutation_columns_and_skips_runs_without_them(tmp_path):
+    with_check = make_run(tmp_path / "tc", "TC")
+    verdict = pd.read_csv(with_check / "tables" / "verdict.csv")
+    verdict["renamed t1ce↔flair"] = ["follows the contrast", "follows the channel name/position", "agrees"]
+    verdict["renamed, on t1ce+flair only"] = ["follows the contrast", "—", "—"]
+    verdict.to_csv(with_check / "tables" / "verdict.csv", index=False)
+    runs = A.load_target_runs({"ET": make_run(tmp_path / "et", "ET"), "TC": with_check})
+    table = A.renamed_matrix(runs)
+    assert list(table.columns) == [("TC", "renamed t1ce↔flair"), ("TC", "renamed, on t1ce+flair only")]
+    assert table.loc["occlusion", ("TC", "renamed t1ce↔flair")] == "follows the channel name/position"
+    assert table.loc["occlusion", ("TC", "renamed, on t1ce+flair only")] == ""  # "—": not applicable
+    assert table.loc["ACC, Eq. 6-7 as printed (paper's rule)", ("TC", "renamed, on t1ce+flair only")] == \
+        "follows the contrast"
+    assert A.renamed_matrix({"ET": runs["ET"]}).empty

@@ -234,6 +234,32 @@ def verdict_matrix(runs: Mapping[str, TargetRun]) -> pd.DataFrame:
     return table
 
 
+def renamed_matrix(runs: Mapping[str, TargetRun]) -> pd.DataFrame:
+    """The permutation check side by side: for every measure and target, what the measure did on
+    the cohort whose two modality files were renamed ("follows the contrast", "follows the channel
+    name/position", ...), on the whole key and on the renamed pair alone (the target pages' verdict
+    columns "renamed a↔b" and "renamed, on a+b only"). Rows in the pages' order; empty where a
+    page has no such row; no columns for a target whose run skipped the check."""
+    order: list[str] = []
+    cells: dict[str, dict[tuple[str, str], str]] = {}
+    for target, run in runs.items():
+        verdict = run.table("verdict")
+        columns = [c for c in verdict.columns if c.startswith("renamed")]  # whole key, then the pair alone
+        for _, row in verdict.iterrows():
+            for column in columns:
+                if str(row[column]) in ("", "nan", "—"):  # not applicable to this measure
+                    continue
+                if row["measure"] not in order:
+                    order.append(row["measure"])
+                cells.setdefault(row["measure"], {})[(target, column)] = str(row[column])
+    if not cells:
+        return pd.DataFrame()
+    table = pd.DataFrame.from_dict({m: cells[m] for m in order}, orient="index").fillna("")
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["target", "renamed files"])
+    table.index.name = "measure"
+    return table
+
+
 VERDICT_OUTCOMES = ("agrees", "partly", "disagrees", "no verdict")
 
 

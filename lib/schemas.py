@@ -205,7 +205,6 @@ STUDY_A_COST = {
 }
 
 
-
 def _target_runs(values) -> str | None:
     """{target: run folder} for ET, TC and/or WT."""
     if not values:

@@ -156,3 +156,17 @@ def test_acc_slices_choices_are_the_ones_the_acc_code_knows():
 
     assert STUDY_A["acc_slices"].choices == ACC_SLICES
     assert STUDY_A["acc_slices"].default in ACC_SLICES
+
+
+@pytest.mark.parametrize("override, expected", [
+    ({"source_runs": {"XX": "results/study_a/et-smoke"}}, "key 'source_runs': 'XX' is not a study A target (ET, TC, WT)"),
+    ({"source_runs": {}}, "key 'source_runs': name at least one target's run folder"),
+    ({"source_runs": {"ET": " "}}, "key 'source_runs': the run folder of ET is empty"),
+    ({"source_runs": ["results/study_a/et-smoke"]}, "key 'source_runs': expected dict[str,str], got list"),
+])
+def test_the_across_targets_page_names_its_runs_by_target(override, expected):
+    from lib.paths import REPO_ROOT
+
+    with pytest.raises(ParamsError) as info:
+        P.load(REPO_ROOT / "params/study_a/summary-smoke.yaml", override)
+    assert expected in str(info.value) and "\n" not in str(info.value)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 
 from lib import io, params as params_mod
 from lib.fingerprint import lib_source_fingerprint
-from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display
+from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display, resolve
 from lib.progress_streams import collapse_progress_streams
 
 MANIFEST = "manifest.json"
@@ -194,8 +194,6 @@ def source_runs_fingerprint(params: Mapping[str, Any]) -> str | None:
     sources = params.get("source_runs")
     if not sources:
         return None
-    from lib.paths import resolve
-
     parts = []
     for label, folder in sorted(sources.items()):
         path = resolve(folder)
@@ -413,8 +411,6 @@ def prepare_book(plan_file: str | Path, profile: str, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.ipynb"):
         stale.unlink()
-    from lib.paths import resolve
-
     written, run_dirs = [], {}
     for number, entry in enumerate(load_book_plan(plan_file, profile), start=1):
         params = params_mod.load(REPO_ROOT / entry["params"])

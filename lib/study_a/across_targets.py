@@ -12,16 +12,18 @@ by hand) is read too, and its provenance says so; a folder whose manifest is not
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from lib.io import read_json
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_I, STUDY_A_TABLE_II
 from lib.paths import display, resolve
+from lib.stats import mean_sd
 from lib.study_a.comparison import METRIC_LABELS
+from lib.study_a.ode import with_target
 
 TARGETS = ("ET", "TC", "WT")
 FIGURE_7_PANELS = {"ET": "(A) ET", "TC": "(B) TC", "WT": "(C) WT"}  # the paper's panel letters
@@ -76,13 +78,13 @@ def load_target_run(target: str, folder: str | Path) -> TargetRun:
     manifest = None
     if (path / "manifest.json").exists():
         try:
-            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+            manifest = read_json(path / "manifest.json")
         except (OSError, ValueError) as err:
             raise SourceRunError(f"{where}/manifest.json: unreadable ({type(err).__name__})") from None
         if not isinstance(manifest, dict) or manifest.get("status") != "complete":
             raise SourceRunError(f"{where}/manifest.json: the run is not complete; an unfinished run is never read")
     try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        summary = read_json(path / "summary.json")
     except FileNotFoundError:
         raise SourceRunError(f"{where}: no summary.json (the run did not finish)") from None
     except (OSError, ValueError) as err:
@@ -185,16 +187,14 @@ def table_two_across_targets(runs: Mapping[str, TargetRun], data_label: str) -> 
     This build: each seed's mean over test patients (Dice and sensitivity over patients with some
     target, accuracy and specificity over all, as on the target's page), then mean ± sd over the
     seeds; the paper's single model beside it."""
-    from lib.stats import mean_sd
-
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for target, run in runs.items():
         scores = run.table("ode-test-scores-per-patient")
-        with_target = scores[scores["target_pixels"] > 0]
+        has_target = with_target(scores)
         per_seed = {
-            "Dice": with_target.groupby("seed")["dice"].mean(),
+            "Dice": has_target.groupby("seed")["dice"].mean(),
             "Accuracy (%)": 100 * scores.groupby("seed")["accuracy"].mean(),
-            "Sensitivity": with_target.groupby("seed")["sensitivity"].mean(),
+            "Sensitivity": has_target.groupby("seed")["sensitivity"].mean(),
             "Specificity": scores.groupby("seed")["specificity"].mean(),
         }
         n = scores["seed"].nunique()

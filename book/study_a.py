@@ -79,7 +79,7 @@ from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
                                    paper_table_one, table_one, training_lengths, twin_subsets)
-from lib.study_a.data import load_study_a_data, region_fraction, renamed
+from lib.study_a.data import load_study_a_data, region_fraction, renamed_in_place
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (SUBSET_MEASURE, follows, follows_on_pair, holds_contrasts, key_label, seed_agreement,
                                  subset_verdict, subset_verdict_by_grade, top_ranked, verdict_rows)
@@ -506,42 +506,43 @@ separability.round(3)
 swap = P["permutation_swap"]
 permutation_rows = []
 if swap:
-    swapped = renamed(data, swap)  # = load_study_a_data(P, swap=swap), without loading the cohort twice
-    for seed in P["permutation_seeds"]:
-        model, history = train_ode(P, swapped, seed, checkpoint=run.checkpoint(f"ode-{TARGET}-swapped-seed{seed}.pt"))
-        e = explain_ode(P, swapped, model, seed, history)
-        original = explained.get(seed)  # the same seed on the original cohort, when it was run
-        readings = {"ACC (printed)": lambda x: x.key_acc, "ACC (printed, top-ranked)": lambda x: top_ranked(x.key_acc),
-                    "ACC (polarity-aware)": lambda x: x.key_acc_polarity,
-                    "ACC (logit share)": lambda x: x.key_acc_logit_share, "occlusion": lambda x: x.key_occlusion,
-                    "occlusion (largest single drop)": lambda x: top_ranked(x.key_occlusion),
-                    "integrated gradients": lambda x: x.key_attribution,
-                    "integrated gradients (largest share)": lambda x: top_ranked(x.key_attribution)}
-        for measure, read in readings.items():
-            renamed_key = read(e).key
-            original_key = read(original).key if original is not None else ()
-            permutation_rows.append({"seed": seed, "measure": measure, "key on original cohort": key_label(original_key),
-                                     "key on renamed cohort": key_label(renamed_key), "test Dice": mean_dice(e.scores),
-                                     "verdict": follows(renamed_key, original_key, swap),
-                                     "on the swapped pair": follows_on_pair(renamed_key, original_key, swap),
-                                     "against the reference": follows(renamed_key, reference, swap)})
-    swapped_subsets = comparison_subsets(swapped.modalities, P["paper_key_modalities"], None)
-    swapped_pp = cross_validate_subsets(P, swapped, swapped_subsets, folds=P["permutation_cv_folds"] or P["cv_folds"],
-                                        seeds=P["unet_seeds"], progress=lambda jobs: tqdm(jobs, desc="renamed subset U-Nets"))
-    swapped_table, swapped_tests = table_one(swapped_pp, alpha=P["alpha"])
-    run.table("permutation-table-i", swapped_table, index=True)
-    # Which subset holds the reference contrasts once the files are renamed?
-    holds_key = holds_contrasts(swapped_subsets["paper key"], reference, swap)
-    holds_complement = holds_contrasts(swapped_subsets.get("paper complement", ()), reference, swap)
-    verdict, text = subset_verdict(swapped_tests, holds_key, holds_complement, P["subset_near_baseline"],
-                                   P["subset_clearly_lower"])
-    subset_follows = "follows the contrast" if verdict == "agrees" else verdict
-    permutation_rows.append({"seed": "—", "measure": "U-Net subset comparison", "key on original cohort": "—",
-                             "key on renamed cohort": text, "test Dice": float("nan"), "verdict": subset_follows,
-                             "on the swapped pair": subset_follows, "against the reference": subset_follows})
-    display(Markdown(f"Renamed: **{swap[0]} ↔ {swap[1]}**. Subset U-Nets on the renamed cohort (paper's subsets by name):"))
-    display(swapped_table)
-    del swapped  # its images are a full copy of the cohort's; nothing below needs them
+    # The renamed cohort is `data` with the two channels swapped in place (= load_study_a_data(P, swap=swap)),
+    # for the `with` block only: the cohort's images are held once, not twice.
+    with renamed_in_place(data, swap) as swapped:
+        for seed in P["permutation_seeds"]:
+            model, history = train_ode(P, swapped, seed, checkpoint=run.checkpoint(f"ode-{TARGET}-swapped-seed{seed}.pt"))
+            e = explain_ode(P, swapped, model, seed, history)
+            original = explained.get(seed)  # the same seed on the original cohort, when it was run
+            readings = {"ACC (printed)": lambda x: x.key_acc, "ACC (printed, top-ranked)": lambda x: top_ranked(x.key_acc),
+                        "ACC (polarity-aware)": lambda x: x.key_acc_polarity,
+                        "ACC (logit share)": lambda x: x.key_acc_logit_share, "occlusion": lambda x: x.key_occlusion,
+                        "occlusion (largest single drop)": lambda x: top_ranked(x.key_occlusion),
+                        "integrated gradients": lambda x: x.key_attribution,
+                        "integrated gradients (largest share)": lambda x: top_ranked(x.key_attribution)}
+            for measure, read in readings.items():
+                renamed_key = read(e).key
+                original_key = read(original).key if original is not None else ()
+                permutation_rows.append({"seed": seed, "measure": measure, "key on original cohort": key_label(original_key),
+                                         "key on renamed cohort": key_label(renamed_key), "test Dice": mean_dice(e.scores),
+                                         "verdict": follows(renamed_key, original_key, swap),
+                                         "on the swapped pair": follows_on_pair(renamed_key, original_key, swap),
+                                         "against the reference": follows(renamed_key, reference, swap)})
+        swapped_subsets = comparison_subsets(swapped.modalities, P["paper_key_modalities"], None)
+        swapped_pp = cross_validate_subsets(P, swapped, swapped_subsets, folds=P["permutation_cv_folds"] or P["cv_folds"],
+                                            seeds=P["unet_seeds"], progress=lambda jobs: tqdm(jobs, desc="renamed subset U-Nets"))
+        swapped_table, swapped_tests = table_one(swapped_pp, alpha=P["alpha"])
+        run.table("permutation-table-i", swapped_table, index=True)
+        # Which subset holds the reference contrasts once the files are renamed?
+        holds_key = holds_contrasts(swapped_subsets["paper key"], reference, swap)
+        holds_complement = holds_contrasts(swapped_subsets.get("paper complement", ()), reference, swap)
+        verdict, text = subset_verdict(swapped_tests, holds_key, holds_complement, P["subset_near_baseline"],
+                                       P["subset_clearly_lower"])
+        subset_follows = "follows the contrast" if verdict == "agrees" else verdict
+        permutation_rows.append({"seed": "—", "measure": "U-Net subset comparison", "key on original cohort": "—",
+                                 "key on renamed cohort": text, "test Dice": float("nan"), "verdict": subset_follows,
+                                 "on the swapped pair": subset_follows, "against the reference": subset_follows})
+        display(Markdown(f"Renamed: **{swap[0]} ↔ {swap[1]}**. Subset U-Nets on the renamed cohort (paper's subsets by name):"))
+        display(swapped_table)
 permutation = pd.DataFrame(permutation_rows)
 run.table("permutation", permutation)
 permutation

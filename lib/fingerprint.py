@@ -34,7 +34,8 @@ def array_fingerprint(array: np.ndarray) -> str:
 
     Hashed in slabs along the first axis, so a view that is not contiguous is copied a slab at a
     time, never whole (the paper profile's training images are ~20 GB)."""
-    array = np.asarray(array)
+    if not getattr(array, "gathers_rows", False):  # lib.data.slices.ImageSelection is hashed as it is gathered
+        array = np.asarray(array)
     h = hashlib.sha256()
     h.update(f"{array.dtype.str}|{array.shape}".encode())
     if array.ndim == 0 or array.size == 0:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from lib.data.slices import ImageSelection
 from lib.device import resolve_device, seed_everything
 from lib.io import atomic_path
 
@@ -156,7 +157,7 @@ def prior_logit(masks: np.ndarray, eps: float = 1e-4) -> float:
 
 
 def _check_arrays(model: nn.Module, images: np.ndarray, masks: np.ndarray | None = None) -> None:
-    if not isinstance(images, np.ndarray) or images.ndim != 4:
+    if not isinstance(images, (np.ndarray, ImageSelection)) or images.ndim != 4:
         raise ValueError(f"images must be a numpy array (N, m, H, W), got {getattr(images, 'shape', type(images))}")
     modalities = getattr(model, "modalities", None)
     if modalities is not None and images.shape[1] != len(modalities):
@@ -218,7 +219,8 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
                     cache: TrainingCache | None = None) -> TrainHistory:
     """Train `model` (images (N, m, H, W) -> logits (N, 1, H, W)) in place with Adam; return its history.
 
-    images: float32 (N, m, H, W); masks: bool (N, H, W). Each epoch visits every slice once in an
+    images: float32 (N, m, H, W), a numpy array or a `lib.data.slices.ImageSelection` (read a
+    batch at a time, never copied whole); masks: bool (N, H, W). Each epoch visits every slice once in an
     order drawn from a generator seeded with `config.seed` (last batch may be smaller). On the CPU
     a run is deterministic for a seed and a model initialisation. A non-finite loss stops training
     with FloatingPointError (an unstable adjoint solve shows up this way).

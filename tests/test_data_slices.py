@@ -14,7 +14,8 @@ import pytest
 
 from lib.data import cache
 from lib.data.cache import cached, cohort_fingerprint
-from lib.data.slices import SliceSet, even_subsample, load_slices
+from lib.fingerprint import array_fingerprint
+from lib.data.slices import ImageSelection, SliceSet, _concatenate_releasing, even_subsample, load_slices, permute_rows_in_place
 
 EXACT = dict(crop="none", image_size=16, progress=False)
 
@@ -169,6 +170,92 @@ def test_slice_set_selection_methods():
     np.testing.assert_array_equal(swapped.images[:, 0], s.images[:, 1])
     with pytest.raises(ValueError, match="not in this slice set"):
         s.select_modalities(["t2"])
+
+
+def test_for_subjects_with_modalities_equals_selecting_after():
+    s = small_slice_set()
+    one_step = s.for_subjects(["A"], ["flair"])
+    assert_same(one_step, s.for_subjects(["A"]).select_modalities(["flair"]))
+    assert one_step.modalities == ("flair",) and one_step.images[:, 0].tolist() == s.images[[0, 2], 1].tolist()
+    with pytest.raises(ValueError, match="not in this slice set"):
+        s.for_subjects(["A"], ["t2"])
+
+
+def test_image_selection_gathers_rows_and_channels_on_indexing():
+    base = np.arange(6 * 3 * 2 * 2, dtype=np.float32).reshape(6, 3, 2, 2)
+    rows, channels = [5, 0, 3], [2, 0]
+    selection = ImageSelection(base, rows, channels)
+    gathered = base[rows][:, channels]
+    assert selection.shape == gathered.shape and len(selection) == 3 and selection.nbytes == gathered.nbytes
+    np.testing.assert_array_equal(np.asarray(selection), gathered)
+    np.testing.assert_array_equal(selection[1], gathered[1])
+    np.testing.assert_array_equal(selection[1:], gathered[1:])
+    np.testing.assert_array_equal(selection[np.array([2, 0])], gathered[[2, 0]])
+    np.testing.assert_array_equal(selection[np.array([True, False, True])], gathered[[0, 2]])
+    assert array_fingerprint(selection) == array_fingerprint(gathered)
+    assert array_fingerprint(ImageSelection(base, rows, [0, 2])) != array_fingerprint(gathered)
+
+
+def test_for_subjects_without_copying_the_images():
+    s = small_slice_set()
+    lazy = s.for_subjects(["A"], ["flair"], copy_images=False)
+    assert isinstance(lazy.images, ImageSelection) and lazy.images.base is s.images
+    np.testing.assert_array_equal(np.asarray(lazy.images), s.for_subjects(["A"], ["flair"]).images)
+    assert lazy.subject_ids.tolist() == ["A", "A"] and lazy.modalities == ("flair",)
+    every_channel = s.for_subjects(["B"], copy_images=False)
+    assert every_channel.modalities == s.modalities
+    np.testing.assert_array_equal(np.asarray(every_channel.images), s.images[[1]])
+
+
+def six_subject_slices() -> SliceSet:
+    """Ten slices of six subjects, interleaved; every image pixel holds its original row number."""
+    ids = np.array(["s3", "s1", "s2", "s1", "s4", "s3", "s5", "s2", "s1", "s6"])
+    n = len(ids)
+    images = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 2, 3, 3)).copy()
+    images[:, 1] += 100  # channel 1 differs from channel 0
+    return SliceSet(images=images, labels=(np.arange(n) % 4).astype(np.uint8)[:, None, None].repeat(3, 1).repeat(3, 2),
+                    brain=np.ones((n, 3, 3), bool), subject_ids=ids, slice_index=np.arange(n) * 10,
+                    grades=np.array(["HGG", "LGG", None, "LGG", "HGG", "HGG", None, None, "LGG", "HGG"], dtype=object),
+                    modalities=("t1", "flair"))
+
+
+def test_partition_by_subjects_equals_for_subjects_and_copies_nothing():
+    groups = (["s2", "s4", "s1"], ["s6", "s3"])
+    expected = [six_subject_slices().for_subjects(g) for g in groups]
+    whole = six_subject_slices()
+    parts = whole.partition_by_subjects(*groups)
+    for part, want in zip(parts, expected):
+        assert_same(part, want)
+        assert np.shares_memory(part.images, whole.images)  # a view, not a copy
+    # rows 0..5 of the reordered whole are the two groups; s5 (in no group) goes last
+    assert whole.images[:, 0, 0, 0].tolist() == [1, 2, 3, 4, 7, 8, 0, 5, 9, 6]
+    assert whole.subject_ids[-1] == "s5" and whole.grades.tolist()[-1] is None
+    with pytest.raises(ValueError, match="more than one group"):
+        six_subject_slices().partition_by_subjects(["s1", "s2"], ["s2"])
+
+
+def test_permute_rows_in_place_matches_fancy_indexing():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 50):
+        array = rng.normal(size=(n, 3, 2)).astype(np.float32)
+        order = rng.permutation(n)
+        expected = array[order]
+        permute_rows_in_place(array, order)
+        np.testing.assert_array_equal(array, expected)
+    strings = np.array(["a", "bb", "c"])
+    permute_rows_in_place(strings, [2, 0, 1])
+    assert strings.tolist() == ["c", "a", "bb"]
+    with pytest.raises(ValueError, match="permutation of range"):
+        permute_rows_in_place(np.zeros((3, 2)), [0, 0, 1])
+
+
+def test_concatenate_releasing_equals_concatenate_and_empties_the_list():
+    chunks = [np.full((k, 2), k, np.float32) for k in (2, 0, 3)]
+    expected = np.concatenate(chunks)
+    out = _concatenate_releasing(chunks, np.zeros((0, 2), np.float32))
+    np.testing.assert_array_equal(out, expected)
+    assert chunks == [] and out.dtype == np.float32
+    assert _concatenate_releasing([], np.zeros((0, 4, 5), np.uint8)).shape == (0, 4, 5)
 
 
 def test_slice_set_rejects_inconsistent_arrays():

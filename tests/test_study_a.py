@@ -509,6 +509,40 @@ def test_renamed_data_equal_a_renamed_load_and_leave_the_original_alone(make_coh
         renamed(derived, pair)
 
 
+def test_renamed_in_place_reads_as_renamed_inside_and_restores_on_leaving(make_cohort, tmp_path):
+    """The chapter's renamed run swaps the two channels of the loaded cohort in place for one
+    ``with`` block: inside, the data equal :func:`renamed`'s copy (and a renamed load); on leaving,
+    normally or by an error, every array is the original again."""
+    from lib.params import load
+    from lib.study_a.data import load_study_a_data, renamed, renamed_in_place
+
+    root = make_cohort("brats2020", n_subjects=6)
+    P = load(REPO / "params/study_a/et-smoke.yaml",
+             {"data_source": "folder", "data_dir": str(root), "cache_dir": str(tmp_path / "cache"),
+              "image_size": 16, "crop": "none", "slice_filter": "brain", "max_slices_per_subject": 2})
+    data = load_study_a_data(P)
+    before = {part: getattr(data, part).images.copy() for part in ("train", "test")}
+    pair = ("t1ce", "flair")
+    expected = renamed(data, pair)
+    with renamed_in_place(data, pair) as swapped:
+        assert swapped.swapped == pair and swapped.train_ids == data.train_ids
+        for part in ("train", "test"):
+            np.testing.assert_array_equal(getattr(swapped, part).images, getattr(expected, part).images)
+    for part in ("train", "test"):
+        np.testing.assert_array_equal(getattr(data, part).images, before[part])
+    with pytest.raises(RuntimeError, match="inside"):
+        with renamed_in_place(data, pair):
+            raise RuntimeError("an error inside the block")
+    np.testing.assert_array_equal(data.train.images, before["train"])
+    with pytest.raises(ValueError, match="two different modalities"):
+        with renamed_in_place(data, ("t1ce", "t1ce")):
+            pass
+    with pytest.raises(ValueError, match="already renamed"):
+        with renamed_in_place(expected, pair):
+            pass
+    np.testing.assert_array_equal(data.test.images, before["test"])
+
+
 def _graded_slices(n_hgg: int, n_lgg: int) -> tuple[SliceSet, np.ndarray]:
     """One slice per patient; the target (a 2x2 square) is bright on T1ce in HGG, on T1 in LGG."""
     n = n_hgg + n_lgg

@@ -112,6 +112,33 @@ def test_unet_baseline_trains_with_the_same_loop():
     assert history.epoch_losses[-1] < 0.8 * history.epoch_losses[0]
 
 
+def test_training_on_an_image_selection_equals_training_on_its_copy(tmp_path):
+    """A fold's images gathered batch by batch (no copy) train exactly as the copied array does,
+    and hit the same training-cache entry."""
+    from lib.data.slices import ImageSelection
+    from lib.training_cache import TrainingCache
+
+    images, masks = separable_toy(n=24)
+    m = images.shape[1]
+    bigger = np.concatenate([-images, images], axis=1)[::-1].copy()  # rows reversed, 2m channels
+    rows, channels = np.arange(23, -1, -1), list(range(m, 2 * m))
+    selection = ImageSelection(bigger, rows, channels)
+    np.testing.assert_array_equal(np.asarray(selection), images)
+    results = []
+    for source in (images, selection):
+        torch.manual_seed(0)
+        model = SegmentationUNet(MODALITIES, base_width=4, depth=2)
+        history = train_segmenter(model, source, masks, quiet(epochs=2, batch_size=5),
+                                  cache=TrainingCache(tmp_path / "cache"))
+        results.append((history, model.state_dict()))
+    (copied, copied_weights), (gathered, gathered_weights) = results
+    assert not copied.from_cache and gathered.from_cache  # same key: same bytes, same digest
+    assert all(torch.equal(copied_weights[k], gathered_weights[k]) for k in copied_weights)
+    torch.manual_seed(0)
+    model = SegmentationUNet(MODALITIES, base_width=4, depth=2)
+    assert train_segmenter(model, selection, masks, quiet(epochs=2, batch_size=5)).batch_losses == copied.batch_losses
+
+
 def test_training_is_deterministic_for_a_seed_and_the_seed_matters():
     images, masks = separable_toy()
     runs = {}

@@ -31,6 +31,49 @@ CROPS = ("brain_bbox", "none")
 SLICE_FILTERS = ("all", "brain", "tumour")
 
 
+class ImageSelection:
+    """``base[rows][:, channels]`` of an image array (N, C, H, W), gathered only when indexed.
+
+    For a consumer that reads the images a batch at a time (training): it holds the row and channel
+    indices, not a copy, so picking a cross-validation fold out of a cohort costs no second copy
+    of its images (~20 GB at the paper profile's size). Indexing along the first axis (an int, a
+    slice, an index or bool array) returns a numpy array; ``np.asarray`` gathers all of it.
+    ``lib.fingerprint.array_fingerprint`` hashes it a slab at a time, to the same digest as the
+    gathered array's.
+    """
+
+    gathers_rows = True  # read by lib.fingerprint: hash by slabs, never np.asarray the whole
+
+    def __init__(self, base: np.ndarray, rows, channels):
+        self.base = base
+        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        self.channels = np.asarray(channels, dtype=np.int64).reshape(-1)
+        self.shape = (len(self.rows), len(self.channels), *base.shape[2:])
+        self.dtype = base.dtype
+        self.ndim = base.ndim
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self.rows[index]
+        if np.ndim(rows) == 0:
+            return self.base[int(rows)][self.channels]
+        return self.base[np.ix_(rows, self.channels)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        gathered = self[:]
+        return gathered if dtype is None else gathered.astype(dtype, copy=False)
+
+
 @dataclass
 class SliceSet:
     """N axial slices from one or more subjects.
@@ -78,17 +121,87 @@ class SliceSet:
 
     def select_modalities(self, names: Iterable[str]) -> SliceSet:
         """Channels picked and ordered by name (canonical names or aliases)."""
-        names = canonical_modalities(names)
-        missing = [n for n in names if n not in self.modalities]
-        if missing:
-            raise ValueError(f"modalities {missing} not in this slice set {list(self.modalities)}")
+        names = self._channel_names(names)
         channels = [self.modalities.index(n) for n in names]
         return SliceSet(self.images[:, channels], self.labels, self.brain, self.subject_ids,
                         self.slice_index, self.grades, names)
 
-    def for_subjects(self, ids: Iterable[str]) -> SliceSet:
-        """The slices of the given subjects (patient-level selection, order kept)."""
-        return self.subset(slice_indices(self.subject_ids, ids))
+    def for_subjects(self, ids: Iterable[str], modalities: Iterable[str] | None = None,
+                     copy_images: bool = True) -> SliceSet:
+        """The slices of the given subjects (patient-level selection, order kept), optionally with
+        only the named channels: ``for_subjects(ids, names)`` equals
+        ``for_subjects(ids).select_modalities(names)`` but copies the images once, not twice.
+        ``copy_images=False``: the images are an :class:`ImageSelection` (gathered when indexed,
+        for training) instead of a copy; labels and masks are copied either way (1/16 of the
+        images' bytes for four channels)."""
+        rows = slice_indices(self.subject_ids, ids)
+        if modalities is None and copy_images:
+            return self.subset(rows)
+        names = self.modalities if modalities is None else self._channel_names(modalities)
+        channels = [self.modalities.index(n) for n in names]
+        images = self.images[np.ix_(rows, channels)] if copy_images else ImageSelection(self.images, rows, channels)
+        return SliceSet(images, self.labels[rows], self.brain[rows], self.subject_ids[rows], self.slice_index[rows],
+                        self.grades[rows], names)
+
+    def _channel_names(self, names: Iterable[str]) -> tuple[str, ...]:
+        names = canonical_modalities(names)
+        missing = [n for n in names if n not in self.modalities]
+        if missing:
+            raise ValueError(f"modalities {missing} not in this slice set {list(self.modalities)}")
+        return names
+
+    def partition_by_subjects(self, *groups: Iterable[str]) -> tuple[SliceSet, ...]:
+        """One slice set per group of subjects, as ``for_subjects(group)`` each, without copying.
+
+        The slices are reordered **in place** so that each group's are contiguous (in their own
+        order, as ``for_subjects`` gives them; slices of subjects in no group go last), and each
+        returned set is a view of this one's arrays. This set is consumed: its order is no longer
+        its own. Why: a hold-out split by copying held the cohort's images twice (train and test
+        beside the whole), ~44 GB at the paper profile's size; this holds them once.
+        """
+        groups = [list(g) for g in groups]
+        seen: set[str] = set()
+        for group in groups:
+            overlap = seen.intersection(group)
+            if overlap:
+                raise ValueError(f"subjects {sorted(overlap)} are in more than one group")
+            seen.update(group)
+        rows = [slice_indices(self.subject_ids, group) for group in groups]
+        taken = np.concatenate([np.zeros(0, np.int64)] + rows)
+        rest = np.setdiff1d(np.arange(len(self)), taken)
+        order = np.concatenate([taken, rest])
+        for array in (self.images, self.labels, self.brain, self.subject_ids, self.slice_index, self.grades):
+            permute_rows_in_place(array, order)
+        bounds = np.cumsum([0] + [len(r) for r in rows])
+        return tuple(self.subset(slice(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def permute_rows_in_place(array: np.ndarray, order: np.ndarray) -> None:
+    """Reorder ``array`` along its first axis so that new ``array[i]`` is old ``array[order[i]]``,
+    holding one extra row at a time (cycle by cycle) instead of a second copy of the array.
+
+    ``order`` must be a permutation of ``range(len(array))`` (checked)."""
+    order = np.asarray(order, dtype=np.int64)
+    n = len(array)
+    if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+        raise ValueError(f"order must be a permutation of range({n})")
+    if array.ndim == 1:  # one value per row: a copy costs nothing worth saving
+        array[:] = array[order]
+        return
+    done = order == np.arange(n)
+    for start in np.flatnonzero(~done):
+        if done[start]:
+            continue
+        held = array[start].copy()
+        position = start
+        while True:
+            source = order[position]
+            done[position] = True
+            if source == start:
+                array[position] = held
+                break
+            array[position] = array[source]
+            position = source
 
 
 def _check_arguments(image_size, normalisation, crop, crop_margin, slice_filter, min_region_pixels,
@@ -196,6 +309,24 @@ def _subject_slices(subject: Subject, modalities: tuple[str, ...], image_size: i
     }
 
 
+def _concatenate_releasing(chunks: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    """``np.concatenate(chunks)``, emptying ``chunks`` as it copies them.
+
+    Each chunk is dropped as soon as it is in the result, so resident memory stays near one copy
+    of the data (plus one chunk) instead of two: at the paper profile's size the images alone are
+    ~22 GB (README, "RAM for the slices"). The result's pages are committed only as they are
+    filled. ``empty`` gives the dtype and trailing shape when there are no chunks."""
+    out = np.empty((sum(len(c) for c in chunks), *empty.shape[1:]), dtype=empty.dtype)
+    start = 0
+    chunks.reverse()  # pop() from the end takes them in their original order
+    while chunks:
+        chunk = chunks.pop()
+        out[start:start + len(chunk)] = chunk
+        start += len(chunk)
+        del chunk
+    return out
+
+
 def _build(subjects: Sequence[Subject], modalities: tuple[str, ...], image_size: int, progress: bool,
            settings: dict) -> dict[str, np.ndarray]:
     """All subjects' slices as plain arrays (the cache's format: no Python objects)."""
@@ -204,7 +335,7 @@ def _build(subjects: Sequence[Subject], modalities: tuple[str, ...], image_size:
         part = _subject_slices(subject, modalities, image_size, **settings)
         n = len(part["slice_index"])
         for name in ("images", "labels", "brain", "slice_index"):
-            parts[name].append(part[name])
+            parts[name].append(part.pop(name))
         parts["subject_ids"].append(np.full(n, subject.subject_id))
         parts["grades"].append(np.full(n, subject.grade or ""))  # "" = unknown grade
     empty = {
@@ -212,10 +343,11 @@ def _build(subjects: Sequence[Subject], modalities: tuple[str, ...], image_size:
         "labels": np.zeros((0, image_size, image_size), np.uint8),
         "brain": np.zeros((0, image_size, image_size), bool),
         "slice_index": np.zeros(0, np.int64),
-        "subject_ids": np.zeros(0, str),
-        "grades": np.zeros(0, str),
     }
-    arrays = {name: np.concatenate([empty[name]] + chunks) for name, chunks in parts.items()}
+    arrays = {name: _concatenate_releasing(parts[name], empty[name]) for name in empty}
+    # Strings: np.concatenate finds the common width (subject ids differ in length).
+    for name in ("subject_ids", "grades"):
+        arrays[name] = np.concatenate([np.zeros(0, str)] + parts[name])
     arrays["modalities"] = np.array(modalities)
     return arrays
 

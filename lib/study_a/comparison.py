@@ -131,8 +131,9 @@ def cross_validate_subsets(params: Mapping[str, Any], data: StudyAData, subsets:
     for s, f, role, subset in (progress(jobs) if progress else jobs):
         fit_ids, val_ids = splits[f]
         learn_ids, stop_ids = inner_split(params, data, fit_ids, f)
-        fit, val = train.for_subjects(learn_ids).select_modalities(subset), train.for_subjects(val_ids).select_modalities(subset)
-        stop = train.for_subjects(stop_ids).select_modalities(subset) if stop_ids else None
+        # The fold's training images are gathered batch by batch, not copied (README, "RAM for the slices").
+        fit, val = train.for_subjects(learn_ids, subset, copy_images=False), train.for_subjects(val_ids, subset)
+        stop = train.for_subjects(stop_ids, subset) if stop_ids else None
         model = train_unet(params, fit.images, fit.region(data.target), subset, seed=100 * s + f,
                            validation=(stop.images, stop.region(data.target)) if stop is not None else None)
         pred = predict_masks(model, val.images, device=model_device(model))

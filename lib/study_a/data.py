@@ -3,8 +3,9 @@ of the permutation check."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -71,8 +72,10 @@ def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> St
         slices = swap_modality_names(slices, swap)
     ids, grades = subject_grades(slices)
     train_ids, test_ids = holdout_split(ids, grades, test_fraction=params["test_fraction"], seed=params["split_seed"])
+    # Views of one array, not copies: the cohort's images are held once (README, "RAM for the slices").
+    train, test = slices.partition_by_subjects(train_ids, test_ids)
     return StudyAData(
-        train=slices.for_subjects(train_ids), test=slices.for_subjects(test_ids), train_ids=list(train_ids),
+        train=train, test=test, train_ids=list(train_ids),
         test_ids=list(test_ids), target=params["target"], synthetic=cohort.synthetic, swapped=tuple(swap),
     )
 
@@ -87,6 +90,41 @@ def renamed(data: StudyAData, pair: Sequence[str]) -> StudyAData:
         raise ValueError(f"data are already renamed ({' <-> '.join(data.swapped)})")
     return replace(data, train=swap_modality_names(data.train, pair), test=swap_modality_names(data.test, pair),
                    swapped=tuple(pair))
+
+
+def _swap_channels_in_place(slices: SliceSet, pair: Sequence[str], rows_per_block: int = 256) -> None:
+    """Exchange the images of the two named channels in place, a block of rows at a time (the
+    copy held is one block's two channels, not the whole set's)."""
+    ia, ib = (list(slices.modalities).index(name) for name in pair)
+    images = slices.images
+    for start in range(0, len(images), rows_per_block):
+        block = images[start:start + rows_per_block]
+        block[:, [ia, ib]] = block[:, [ib, ia]]
+
+
+@contextmanager
+def renamed_in_place(data: StudyAData, pair: Sequence[str]) -> Iterator[StudyAData]:
+    """Inside the ``with`` block, ``data`` as if the two modalities' files had been renamed into
+    each other (what :func:`renamed` returns), made by swapping the two channels of ``data``'s own
+    images in place and swapping them back on leaving the block, also on an error.
+
+    Why not :func:`renamed`: it copies the cohort's images, and the renamed run then holds them
+    twice (~22 GB more at the paper profile's size). The price: inside the block ``data`` itself
+    reads renamed, and anything made there that keeps a view of the images (not a copy) reads the
+    original ones after it."""
+    pair = tuple(pair)
+    if data.swapped:
+        raise ValueError(f"data are already renamed ({' <-> '.join(data.swapped)})")
+    if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= set(data.modalities):
+        raise ValueError(f"permutation_swap must name two different modalities of {list(data.modalities)}, "
+                         f"got {list(pair)}")
+    for part in (data.train, data.test):
+        _swap_channels_in_place(part, pair)
+    try:
+        yield replace(data, swapped=pair)
+    finally:
+        for part in (data.train, data.test):
+            _swap_channels_in_place(part, pair)
 
 
 def region_fraction(slices: SliceSet, region: str) -> float:

@@ -83,9 +83,8 @@ def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> St
 def renamed(data: StudyAData, pair: Sequence[str]) -> StudyAData:
     """``data`` as if the two modalities' files had been renamed into each other: what
     ``load_study_a_data(params, swap=pair)`` returns (the split depends on the patients and their
-    grades only, not on the images), built from the loaded slices instead of the files, so that
-    only the images are copied once: at the paper profile's size, loading a second cohort beside
-    the first raised the peak RAM from ~2.4x to ~3.75x the images (README)."""
+    grades only, not on the images), built from the loaded slices instead of the files: one copy
+    of the images, not a second load. The chapter uses :func:`renamed_in_place`, which copies none."""
     if data.swapped:
         raise ValueError(f"data are already renamed ({' <-> '.join(data.swapped)})")
     return replace(data, train=swap_modality_names(data.train, pair), test=swap_modality_names(data.test, pair),

@@ -41,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_study_a import _proc_status_bytes, _reset_peak_rss, peak_rss_bytes  # noqa: E402
+from benchmarks.rss import peak_rss_bytes, proc_status_bytes, reset_peak_rss  # noqa: E402
 
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 STEPS = {"load": ("concatenate", "release as copied"), "split": ("copy", "partition in place"),
@@ -116,9 +116,9 @@ def probe(args, step: str, method: str) -> dict:
 
             work = (lambda: renamed(cohort, pair)) if method == "copy" else in_place
         before_step = data.images.nbytes
-    if not _reset_peak_rss() or _proc_status_bytes("VmRSS") is None:
+    if not reset_peak_rss() or proc_status_bytes("VmRSS") is None:
         raise SystemExit("this benchmark needs Linux's /proc/self/clear_refs and VmRSS")
-    before = _proc_status_bytes("VmRSS")
+    before = proc_status_bytes("VmRSS")
     result = work()
     peak = peak_rss_bytes() - before
     images = before_step if before_step is not None else result.images.nbytes

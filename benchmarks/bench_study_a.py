@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchdyn  # noqa: E402
 
+from benchmarks.rss import peak_rss_bytes, proc_status_bytes, reset_peak_rss  # noqa: E402
 from lib.device import device_name, resolve_device, seed_everything  # noqa: E402
 from lib.io import write_json  # noqa: E402
 from lib.models import SENSITIVITIES, NeuralODESegmenter, count_parameters  # noqa: E402
@@ -95,33 +95,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _proc_status_bytes(field: str) -> int | None:
-    """VmRSS / VmHWM of this process from /proc (Linux), in bytes; None elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's peak resident set size (Linux >= 4.0); False if not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process. VmHWM belongs to the process's own address space;
-    ru_maxrss (the fallback) can inherit the parent's peak across fork + exec."""
-    peak = _proc_status_bytes("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def memory_probe(args) -> dict:
     """One forward + backward of a training batch in this (fresh) process; print its peak memory."""
     device = resolve_device(args.device)
@@ -137,8 +110,8 @@ def memory_probe(args) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
         method = "torch.cuda.max_memory_allocated above the allocation before"
-    elif _reset_peak_rss() and _proc_status_bytes("VmRSS") is not None:
-        before = _proc_status_bytes("VmRSS")
+    elif reset_peak_rss() and proc_status_bytes("VmRSS") is not None:
+        before = proc_status_bytes("VmRSS")
         method = "peak RSS (VmHWM, reset first) above the RSS before, in a fresh process"
     else:
         before = peak_rss_bytes()

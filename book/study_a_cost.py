@@ -18,8 +18,9 @@
 # slices/s, the peak memory of one forward + backward for each, and the paper's 101-frame trajectory
 # rendered in one solve against 100 separate solves from $t = 0$. Then why `make book` runs the
 # chapters side by side, one thread each: the throughput of one process with every thread against one process per
-# core, for the U-Net of Table I and for the neural ODE. Last, what the channels-last memory layout of
-# the U-Nets buys over the standard one, for every model study A trains.
+# core, for the U-Net of Table I and for the neural ODE. Then what the channels-last memory layout of
+# the U-Nets buys over the standard one, for every model study A trains. Last, how much RAM the
+# steps that could copy the cohort's images hold beyond them, as they were done before and now.
 #
 # **What it needs.** Nothing but the CPU (or GPU) it runs on: the models see random images, since
 # their cost does not depend on the values. The sizes are those of the study A parameter file
@@ -173,6 +174,46 @@ if P["run_benchmark"]:
     display(layout_table.round(2))
 
 # %% [markdown]
+# ## RAM for the slices: what each step holds beyond the images
+#
+# `benchmarks/bench_slice_memory.py`: the steps of study A that could copy the cohort's images,
+# each done the way it was before and the way it is now, each in a fresh process, as the peak
+# resident memory above what the process held before the step, in multiples of the images it works
+# on: the 8:2 split (copies, or views after reordering in place), one Table I fold on all four
+# modalities (two copies, or the training images gathered a batch at a time), and the renamed
+# cohort (a copy, or two channels swapped in place for the block). Random slices of this profile's
+# size, as many as fit in about 512 MiB (at most 4000). At the paper profile's size the images
+# alone are ~22 GB, so each multiple is ~22 GB of RAM. Loading is measured by `make bench` (it needs
+# a cohort folder; README, "RAM for the slices").
+
+# %% tags=["hide-input"]
+if P["run_benchmark"] and sys.platform.startswith("linux"):
+    slice_bytes = 4 * 4 * P["image_size"] ** 2  # four float32 channels
+    n_slices = int(min(4000, max(500, 512 * 2**20 // slice_bytes)))
+    slice_memory_file = run.sub("slice_memory.json")
+    run_script("benchmarks/bench_slice_memory.py", "--steps", "split", "fold", "renamed", "--slices", str(n_slices),
+               "--size", str(P["image_size"]), "--out", str(slice_memory_file))
+    slice_memory = json.loads(slice_memory_file.read_text())["steps"]
+    step_labels = {"split": "8:2 hold-out split", "fold": "one Table I fold, all four modalities",
+                   "renamed": "renamed cohort (permutation check)"}
+    memory_table = pd.DataFrame([
+        {"step": step_labels[step], "before": measured["before"], "before (× images)":
+             measured[measured["before"]]["peak_per_images"], "now": measured["now"],
+         "now (× images)": measured[measured["now"]]["peak_per_images"],
+         "images (MiB)": measured[measured["now"]]["images_mib"]}
+        for step, measured in slice_memory.items()]).set_index("step")
+    run.table("slice_memory", memory_table, index=True)
+    for step, measured in slice_memory.items():
+        summary[f"slice_memory_{step}_before"] = float(measured[measured["before"]]["peak_per_images"])
+        summary[f"slice_memory_{step}_now"] = float(measured[measured["now"]]["peak_per_images"])
+    display(Markdown(f"{n_slices} random slices of {P['image_size']}×{P['image_size']} px, four modalities:"))
+    display(memory_table.round(2))
+elif P["run_benchmark"]:
+    print(f"Not measured here: the benchmark reads Linux's /proc, and this is {sys.platform}.")
+else:
+    print("Benchmark not run (run_benchmark: false in the parameter file).")
+
+# %% [markdown]
 # ## What this page found
 
 # %% tags=["hide-input"]
@@ -192,3 +233,10 @@ if P["run_benchmark"]:
         f"{min(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}–"
         f"{max(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}× the training "
         "throughput of the models above."))
+    if "slice_memory_fold_now" in summary:
+        display(Markdown(
+            "- Beyond the images themselves, a Table I fold holds "
+            f"{summary['slice_memory_fold_now']:.2f}× them now ({summary['slice_memory_fold_before']:.2f}× as it was "
+            f"done before), the split {summary['slice_memory_split_now']:.2f}× "
+            f"({summary['slice_memory_split_before']:.2f}×) and the renamed cohort "
+            f"{summary['slice_memory_renamed_now']:.2f}× ({summary['slice_memory_renamed_before']:.2f}×)."))

@@ -13,7 +13,8 @@ Atomicity: the chapter runs in a hidden sibling folder ``.<name>.tmp-<pid>``; on
 finished is renamed onto ``<name>/``, with ``manifest.json`` saying ``"status": "complete"``.
 An interrupted or failed run never replaces a previous result, and a later run never trusts
 a folder without a complete manifest. A run whose inputs (chapter source, parameters, lib
-source, data fingerprint) are unchanged is skipped.
+source, data fingerprint, the manifests of the runs it reads, and for a chapter that runs
+``benchmarks/`` scripts their source) are unchanged is skipped.
 """
 
 from __future__ import annotations
@@ -204,6 +205,21 @@ def source_runs_fingerprint(params: Mapping[str, Any]) -> str | None:
     return _sha256_text(*parts)
 
 
+BENCHMARKS_DIR = "benchmarks"
+
+
+def benchmark_scripts_fingerprint(chapter_text: str, root: Path = REPO_ROOT) -> str | None:
+    """For a chapter that runs the repository's benchmark scripts (its text names the
+    ``benchmarks/`` folder; the cost page does): the hash of every ``benchmarks/**/*.py``, so
+    that it re-runs when one of them changes. None for any other chapter."""
+    if f"{BENCHMARKS_DIR}/" not in chapter_text:
+        return None
+    parts = []
+    for path in sorted((root / BENCHMARKS_DIR).rglob("*.py")):
+        parts += [str(path.relative_to(root)), path.read_text(encoding="utf-8")]
+    return _sha256_text(*parts)
+
+
 def run(
     script: str | Path,
     params_file: str | Path,
@@ -232,9 +248,12 @@ def run(
     study_dir = Path(results_root) / study
     final_dir = study_dir / name
     sources_fingerprint = source_runs_fingerprint(params)
+    chapter_text = script.read_text(encoding="utf-8")
+    benchmarks_fingerprint = benchmark_scripts_fingerprint(chapter_text)
     input_fingerprint = _sha256_text(
-        script.read_text(encoding="utf-8"), params_mod.dump(params), lib_source_fingerprint(), data_fingerprint or "",
+        chapter_text, params_mod.dump(params), lib_source_fingerprint(), data_fingerprint or "",
         *([sources_fingerprint] if sources_fingerprint else []),
+        *([benchmarks_fingerprint] if benchmarks_fingerprint else []),
     )
     _recover_interrupted_swap(final_dir, log)
     previous = read_complete_manifest(final_dir)

@@ -1,6 +1,7 @@
 """The runner on a toy chapter: results land atomically, unchanged inputs are skipped, a failed
 or interrupted run never replaces (or fakes) a result."""
 
+import functools
 import json
 import textwrap
 
@@ -284,3 +285,27 @@ def test_prepare_book_numbers_pages_in_plan_order_and_points_readers_at_prepared
         page = next(p for p in written if p.name.endswith(f"study_a_{target.lower()}.ipynb"))
         assert prepared["source_runs"][target] == str(page.with_name(page.stem + "-run").resolve())
     assert not str(RESULTS_ROOT) in json.dumps(prepared["source_runs"])
+
+
+def test_a_chapter_running_benchmark_scripts_reruns_when_one_changes(toy, monkeypatch, tmp_path):
+    chapter, params, results = toy
+    root = tmp_path / "repo"
+    (root / "benchmarks").mkdir(parents=True)
+    script = root / "benchmarks" / "bench_toy.py"
+    script.write_text("print(1)\n")
+    original = runner.benchmark_scripts_fingerprint
+    assert original("no such folder named here", root) is None
+    monkeypatch.setattr(runner, "benchmark_scripts_fingerprint", functools.partial(original, root=root))
+    chapter.write_text(TOY_CHAPTER + "# runs benchmarks/bench_toy.py\n")
+    assert not runner.run(chapter, params, results_root=results, log_output=False).skipped
+    assert runner.run(chapter, params, results_root=results, log_output=False).skipped
+    script.write_text("print(2)\n")  # the benchmark changed, the chapter did not
+    assert not runner.run(chapter, params, results_root=results, log_output=False).skipped
+    plain = params.with_name("plain-smoke.yaml")  # a chapter naming no benchmark ignores the folder
+    plain.write_text("study: toy\nprofile: smoke\nx: 5\n")
+    other = chapter.with_name("plain.py")
+    other.write_text(TOY_CHAPTER)
+    assert not runner.run(other, plain, results_root=results, log_output=False).skipped
+    script.write_text("print(3)\n")
+    assert runner.run(other, plain, results_root=results, log_output=False).skipped
+

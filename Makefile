@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test setup data chapters html smoke bench rehearse-paper clean clean-results
+.PHONY: book test setup data chapters html smoke bench status rehearse-paper clean clean-results
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ data: setup
 
 chapters: data
 	$(PY) -m lib book --profile $(PROFILE) --no-build --jobs $(JOBS)
+
+# Which pages `make book` would run, and why (what changed since each result); runs nothing.
+status: setup
+	$(PY) -m lib book --profile $(PROFILE) --dry-run --jobs $(JOBS)
 
 html: setup
 	$(VENV)/bin/jupyter-book build book

@@ -162,7 +162,7 @@ for target, r in runs.items():
     for short, name in SHORT.items():
         verdict, agreeing = s.get(f"{short}_verdict"), s.get(f"{short}_seeds_agreeing")
         if verdict is None:
-            parts.append(f"{name}: not run")
+            parts.append(f"{name}: no verdict in its summary.json")
         else:
             parts.append(f"{name}: **{verdict}**" + (f" ({agreeing} seeds)" if agreeing not in (None, "—") else ""))
     c = counts.loc[target]

@@ -74,6 +74,13 @@ def cmd_book(args) -> int:
     from lib import runner
     from lib.paths import REPO_ROOT
 
+    if args.dry_run:
+        status = runner.book_status(REPO_ROOT / args.plan, profile=args.profile, jobs=args.jobs)
+        for page, reasons in status:
+            print(f"{page}: " + ("will run: " + "; ".join(reasons) if reasons else "up to date"))
+        stale = sum(bool(reasons) for _, reasons in status)
+        print(f"{stale} of {len(status)} page(s) would run (--force runs them all)")
+        return 0
     runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force, jobs=args.jobs)
     if args.no_build:
         return 0
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     p.add_argument("--force", action="store_true")
     p.add_argument("--no-build", action="store_true", help="run the chapters only")
+    p.add_argument("--dry-run", action="store_true",
+                   help="say which pages would run and why (what changed since their results), run nothing")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at a time, each with CPUs/JOBS torch threads (entries marked 'alone' run by themselves)")
     p.set_defaults(func=cmd_book)

@@ -220,6 +220,98 @@ def benchmark_scripts_fingerprint(chapter_text: str, root: Path = REPO_ROOT) -> 
     return _sha256_text(*parts)
 
 
+# What a run's input fingerprint is made of, in this order (the reasons `check_run` gives).
+INPUT_PARTS = {"chapter": "the chapter's source", "params": "its parameters", "lib": "the code in lib/",
+               "data": "the data", "sources": "the runs it reads", "benchmarks": "the code in benchmarks/"}
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything that decides whether a run is up to date.
+
+    ``parts``: the text of each input by ``INPUT_PARTS`` name (absent when a chapter has none);
+    ``fingerprint``: their hash, the manifest's ``input_fingerprint``; ``unknown``: why some
+    input cannot be known before running (only with ``prepare=False``), else empty."""
+
+    params: dict[str, Any]
+    final_dir: Path
+    parts: dict[str, str]
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        return _sha256_text(*self.parts.values())
+
+    def part_digests(self) -> dict[str, str]:
+        """sha256 of each part, for the manifest (``input_parts``): what changed, later."""
+        return {name: _sha256_text(text) for name, text in self.parts.items()}
+
+
+def _phantom_to_generate(params: Mapping[str, Any]) -> list[str]:
+    """The phantom folders a run would (re)generate before running: none for real data."""
+    if params.get("data_source") != "phantom":
+        return []
+    from lib.data.cohort import phantom_spec, tumour_free_twin
+    from lib.data.phantom import is_same_phantom
+
+    pending = []
+    for p in [params] + [t for t in [tumour_free_twin(params)] if t is not None]:
+        root = resolve(p["data_dir"])
+        if not is_same_phantom(root, phantom_spec(p)):
+            pending.append(f"the phantom cohort {display(root)} will be generated")
+    return pending
+
+
+def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[str, Any] | None = None, *,
+               results_root: str | Path = RESULTS_ROOT, prepare: bool = True) -> RunInputs:
+    """The inputs of ``script`` run with ``params_file`` (and ``overrides``).
+
+    ``prepare=True`` (what ``run`` does): generate or validate the cohort first; a source run that
+    has not finished raises RunError. ``prepare=False`` (a dry run): generate nothing; a phantom
+    still to be made or an unfinished source run is listed in ``unknown`` instead."""
+    script = Path(script)
+    params = params_mod.load(params_file, overrides)
+    unknown = [] if prepare else _phantom_to_generate(params)
+    data_fingerprint = None if unknown else prepare_inputs(params)
+    try:
+        sources_fingerprint = source_runs_fingerprint(params)
+    except RunError:
+        if prepare:
+            raise
+        unknown.append("a run it reads (source_runs) has no finished result")
+        sources_fingerprint = None
+    chapter_text = script.read_text(encoding="utf-8")
+    benchmarks_fingerprint = benchmark_scripts_fingerprint(chapter_text)
+    parts = {"chapter": chapter_text, "params": params_mod.dump(params), "lib": lib_source_fingerprint(),
+             "data": data_fingerprint or ""}
+    if sources_fingerprint:
+        parts["sources"] = sources_fingerprint
+    if benchmarks_fingerprint:
+        parts["benchmarks"] = benchmarks_fingerprint
+    return RunInputs(params, Path(results_root) / params["study"] / params["name"], parts, tuple(unknown))
+
+
+def check_run(script: str | Path, params_file: str | Path, overrides: Mapping[str, Any] | None = None, *,
+              results_root: str | Path = RESULTS_ROOT) -> list[str]:
+    """Why ``run`` would execute the chapter now; an empty list when it would skip it (up to date).
+
+    Runs and writes nothing (it reads the cohort to fingerprint it, as ``run`` does)."""
+    inputs = run_inputs(script, params_file, overrides, results_root=results_root, prepare=False)
+    previous = read_complete_manifest(inputs.final_dir)
+    if previous is None:
+        return [f"no finished result in {display(inputs.final_dir)}", *inputs.unknown]
+    if inputs.unknown:
+        return list(inputs.unknown)
+    if previous.get("input_fingerprint") == inputs.fingerprint:
+        return []
+    recorded = previous.get("input_parts")
+    if not isinstance(recorded, dict):
+        return ["its inputs changed (the result records no per-input digests: made before they were kept)"]
+    now = inputs.part_digests()
+    changed = [f"{label} changed" for name, label in INPUT_PARTS.items() if now.get(name) != recorded.get(name)]
+    return changed or ["its inputs changed"]
+
+
 def run(
     script: str | Path,
     params_file: str | Path,
@@ -240,21 +332,13 @@ def run(
     import papermill
 
     script, params_file = Path(script), Path(params_file)
-    params = params_mod.load(params_file, overrides)
+    inputs = run_inputs(script, params_file, overrides, results_root=results_root)
+    params, final_dir = inputs.params, inputs.final_dir
     nb = notebook_from_script(script)
-    data_fingerprint = prepare_inputs(params)
-
+    data_fingerprint = inputs.parts["data"] or None
     study, name = params["study"], params["name"]
-    study_dir = Path(results_root) / study
-    final_dir = study_dir / name
-    sources_fingerprint = source_runs_fingerprint(params)
-    chapter_text = script.read_text(encoding="utf-8")
-    benchmarks_fingerprint = benchmark_scripts_fingerprint(chapter_text)
-    input_fingerprint = _sha256_text(
-        chapter_text, params_mod.dump(params), lib_source_fingerprint(), data_fingerprint or "",
-        *([sources_fingerprint] if sources_fingerprint else []),
-        *([benchmarks_fingerprint] if benchmarks_fingerprint else []),
-    )
+    study_dir = final_dir.parent
+    input_fingerprint = inputs.fingerprint
     _recover_interrupted_swap(final_dir, log)
     previous = read_complete_manifest(final_dir)
     if not force and previous and previous.get("input_fingerprint") == input_fingerprint:
@@ -314,6 +398,7 @@ def run(
             "overrides": dict(overrides or {}),
             "seed": params.get("seed"),
             "input_fingerprint": input_fingerprint,
+            "input_parts": inputs.part_digests(),
             "data_fingerprint": data_fingerprint,
             "git": git_commit(),
             "packages": package_versions(),
@@ -504,6 +589,29 @@ def run_book(plan_file: str | Path, profile: str = "default", force: bool = Fals
         outcomes.append(run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], force=force,
                             book_page=entry["page"], log=log))
     return outcomes
+
+
+def book_status(plan_file: str | Path, profile: str = "default", jobs: int = 1, *,
+                results_root: str | Path = RESULTS_ROOT) -> list[tuple[str, list[str]]]:
+    """For each page of the book plan, in order: why ``run_book`` with these ``jobs`` would run it,
+    or an empty list when it would skip it. A page that needs another page that will run will run
+    too (it reads that page's new result). Runs and writes nothing."""
+    if jobs < 1:
+        raise params_mod.ParamsError(f"--jobs: expected a number >= 1, got {jobs}")
+    threads = threads_per_job(jobs)
+    will_run: dict[str, bool] = {}
+    status = []
+    for entry in load_book_plan(plan_file, profile):
+        # The same parameters run_book would give the run (run_book_parallel sets the threads).
+        overrides = {"num_threads": threads} if jobs > 1 and not entry["alone"] else None
+        reasons = check_run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], overrides,
+                            results_root=results_root)
+        upstream = [page for page in entry["needs"] if will_run.get(page)]
+        if upstream:
+            reasons.append(f"it reads {', '.join(upstream)}, which will run")
+        will_run[entry["page"]] = bool(reasons)
+        status.append((entry["page"], reasons))
+    return status
 
 
 def threads_per_job(jobs: int, cpus: int | None = None) -> int:

@@ -309,3 +309,45 @@ def test_a_chapter_running_benchmark_scripts_reruns_when_one_changes(toy, monkey
     script.write_text("print(3)\n")
     assert runner.run(other, plain, results_root=results, log_output=False).skipped
 
+
+
+def test_check_run_says_why_a_run_would_run_and_nothing_when_it_would_skip(toy):
+    chapter, params, results = toy
+    check = lambda overrides=None: runner.check_run(chapter, params, overrides, results_root=results)  # noqa: E731
+    assert check() == [f"no finished result in {results / 'toy' / 'toy-smoke'}"]
+    runner.run(chapter, params, results_root=results, log_output=False)
+    assert check() == []
+    assert check({"x": 5}) == ["its parameters changed"]
+    chapter.write_text(TOY_CHAPTER + "# an edit\n")
+    assert check() == ["the chapter's source changed"]
+    assert check({"x": 5}) == ["the chapter's source changed", "its parameters changed"]
+    assert json.loads((results / "toy" / "toy-smoke" / "summary.json").read_text()) == {"square": 9}  # nothing ran
+    manifest_file = results / "toy" / "toy-smoke" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["input_parts"]  # a result made before the per-input digests were kept
+    manifest_file.write_text(json.dumps(manifest))
+    assert check() == ["its inputs changed (the result records no per-input digests: made before they were kept)"]
+
+
+def test_book_status_follows_needs_and_runs_nothing(toy, monkeypatch, tmp_path):
+    chapter, params, results = toy
+    _reader_schema(monkeypatch)
+    source_dir = results / "toy" / "toy-smoke"
+    reader = params.with_name("reader-smoke.yaml")
+    reader.write_text(f"study: reader\nprofile: smoke\nsource_runs: {{A: {source_dir}}}\n")
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n"
+                    f"  - {{notebook: {chapter}, params: {reader}, page: reader, needs: [toy]}}\n")
+    status = runner.book_status(plan, "smoke", results_root=results)
+    assert status == [("toy", [f"no finished result in {source_dir}"]),
+                      ("reader", [f"no finished result in {results / 'reader' / 'reader-smoke'}",
+                                  "a run it reads (source_runs) has no finished result", "it reads toy, which will run"])]
+    assert not results.exists()  # a dry run writes nothing
+    runner.run(chapter, params, results_root=results, log_output=False)
+    runner.run(chapter, reader, results_root=results, log_output=False)
+    assert runner.book_status(plan, "smoke", results_root=results) == [("toy", []), ("reader", [])]
+    params.write_text("study: toy\nprofile: smoke\nx: 4\n")
+    assert runner.book_status(plan, "smoke", results_root=results) == [
+        ("toy", ["its parameters changed"]), ("reader", ["it reads toy, which will run"])]
+    runner.run(chapter, params, results_root=results, log_output=False)  # the source again, as make book would
+    assert runner.book_status(plan, "smoke", results_root=results) == [("toy", []), ("reader", ["the runs it reads changed"])]

@@ -295,7 +295,9 @@ def check_run(script: str | Path, params_file: str | Path, overrides: Mapping[st
               results_root: str | Path = RESULTS_ROOT) -> list[str]:
     """Why ``run`` would execute the chapter now; an empty list when it would skip it (up to date).
 
-    Runs and writes nothing (it reads the cohort to fingerprint it, as ``run`` does)."""
+    Runs no chapter and writes no result. Like ``run``, it fingerprints the cohort, which the
+    first time validates it and keeps its fingerprint under ``cache_dir``; an invalid cohort
+    raises as it would there."""
     inputs = run_inputs(script, params_file, overrides, results_root=results_root, prepare=False)
     previous = read_complete_manifest(inputs.final_dir)
     if previous is None:
@@ -595,7 +597,7 @@ def book_status(plan_file: str | Path, profile: str = "default", jobs: int = 1, 
                 results_root: str | Path = RESULTS_ROOT) -> list[tuple[str, list[str]]]:
     """For each page of the book plan, in order: why ``run_book`` with these ``jobs`` would run it,
     or an empty list when it would skip it. A page that needs another page that will run will run
-    too (it reads that page's new result). Runs and writes nothing."""
+    too (it reads that page's new result). Runs no chapter and writes no result (see ``check_run``)."""
     if jobs < 1:
         raise params_mod.ParamsError(f"--jobs: expected a number >= 1, got {jobs}")
     threads = threads_per_job(jobs)

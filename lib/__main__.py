@@ -77,9 +77,11 @@ def cmd_book(args) -> int:
     if args.dry_run:
         status = runner.book_status(REPO_ROOT / args.plan, profile=args.profile, jobs=args.jobs)
         for page, reasons in status:
-            print(f"{page}: " + ("will run: " + "; ".join(reasons) if reasons else "up to date"))
+            state = ("up to date" if not reasons else
+                     ("cannot run: " if runner.cannot_run(reasons) else "will run: ") + "; ".join(reasons))
+            print(f"{page}: {state}")
         stale = sum(bool(reasons) for _, reasons in status)
-        print(f"{stale} of {len(status)} page(s) would run (--force runs them all)")
+        print(f"{stale} of {len(status)} page(s) would run or cannot (--force runs them all)")
         return 0
     runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force, jobs=args.jobs)
     if args.no_build:

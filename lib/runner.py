@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from lib import io, params as params_mod
 from lib.fingerprint import lib_source_fingerprint
@@ -220,6 +220,15 @@ def benchmark_scripts_fingerprint(chapter_text: str, root: Path = REPO_ROOT) -> 
     return _sha256_text(*parts)
 
 
+# A dry run's reasons for a page that cannot run: its data cannot be used, or a page it needs cannot run.
+WILL_STOP = "it will stop before running: "
+WONT_START = "it will not start: "
+
+
+def cannot_run(reasons: Sequence[str]) -> bool:
+    """Whether a dry run's reasons (``check_run``, ``book_status``) say the page cannot run."""
+    return any(r.startswith((WILL_STOP, WONT_START)) for r in reasons)
+
 # What a run's input fingerprint is made of, in this order (the reasons `check_run` gives).
 INPUT_PARTS = {"chapter": "the chapter's source", "params": "its parameters", "lib": "the code in lib/",
                "data": "the data", "sources": "the runs it reads", "benchmarks": "the code in benchmarks/"}
@@ -268,11 +277,18 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
 
     ``prepare=True`` (what ``run`` does): generate or validate the cohort first; a source run that
     has not finished raises RunError. ``prepare=False`` (a dry run): generate nothing; a phantom
-    still to be made or an unfinished source run is listed in ``unknown`` instead."""
+    still to be made, a cohort that cannot be used, or an unfinished source run is listed in
+    ``unknown`` instead."""
     script = Path(script)
     params = params_mod.load(params_file, overrides)
     unknown = [] if prepare else _phantom_to_generate(params)
-    data_fingerprint = None if unknown else prepare_inputs(params)
+    try:
+        data_fingerprint = None if unknown else prepare_inputs(params)
+    except ValueError as err:  # CohortError, InvalidCohortError: one line naming the folder
+        if prepare:
+            raise
+        unknown.append(f"{WILL_STOP}{err}")
+        data_fingerprint = None
     try:
         sources_fingerprint = source_runs_fingerprint(params)
     except RunError:
@@ -601,17 +617,20 @@ def book_status(plan_file: str | Path, profile: str = "default", jobs: int = 1, 
     if jobs < 1:
         raise params_mod.ParamsError(f"--jobs: expected a number >= 1, got {jobs}")
     threads = threads_per_job(jobs)
-    will_run: dict[str, bool] = {}
+    will_run: dict[str, str] = {}  # page -> "will" (run), "cannot" (run) or "" (up to date)
     status = []
     for entry in load_book_plan(plan_file, profile):
         # The same parameters run_book would give the run (run_book_parallel sets the threads).
         overrides = {"num_threads": threads} if jobs > 1 and not entry["alone"] else None
         reasons = check_run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], overrides,
                             results_root=results_root)
-        upstream = [page for page in entry["needs"] if will_run.get(page)]
+        blocked = [page for page in entry["needs"] if will_run.get(page) == "cannot"]
+        upstream = [page for page in entry["needs"] if will_run.get(page) == "will" and page not in blocked]
         if upstream:
             reasons.append(f"it reads {', '.join(upstream)}, which will run")
-        will_run[entry["page"]] = bool(reasons)
+        if blocked:
+            reasons.append(f"{WONT_START}it reads {', '.join(blocked)}, which cannot run")
+        will_run[entry["page"]] = "cannot" if cannot_run(reasons) else "will" if reasons else ""
         status.append((entry["page"], reasons))
     return status
 

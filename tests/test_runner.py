@@ -351,3 +351,40 @@ def test_book_status_follows_needs_and_runs_nothing(toy, monkeypatch, tmp_path):
         ("toy", ["its parameters changed"]), ("reader", ["it reads toy, which will run"])]
     runner.run(chapter, params, results_root=results, log_output=False)  # the source again, as make book would
     assert runner.book_status(plan, "smoke", results_root=results) == [("toy", []), ("reader", ["the runs it reads changed"])]
+
+
+def test_check_run_reports_unusable_data_instead_of_stopping(toy, monkeypatch):
+    chapter, params, results = toy
+    from lib.data.cohort import CohortError
+
+    def missing_folder(params):
+        raise CohortError("/nowhere/BraTS2020: data_dir does not exist (data_source: folder)")
+
+    monkeypatch.setattr(runner, "prepare_inputs", missing_folder)
+    assert runner.check_run(chapter, params, results_root=results) == [
+        f"no finished result in {results / 'toy' / 'toy-smoke'}",
+        "it will stop before running: /nowhere/BraTS2020: data_dir does not exist (data_source: folder)"]
+    with pytest.raises(CohortError, match="does not exist"):
+        runner.run(chapter, params, results_root=results, log_output=False)
+
+
+def test_book_status_says_a_page_cannot_run_when_a_page_it_needs_cannot(toy, monkeypatch, tmp_path):
+    chapter, params, results = toy
+    _reader_schema(monkeypatch)
+    from lib.data.cohort import CohortError
+
+    def toy_data_missing(p):
+        if p["study"] == "toy":
+            raise CohortError("/nowhere: data_dir does not exist (data_source: folder)")
+        return None
+
+    monkeypatch.setattr(runner, "prepare_inputs", toy_data_missing)
+    reader = params.with_name("reader-smoke.yaml")
+    reader.write_text(f"study: reader\nprofile: smoke\nsource_runs: {{A: {results / 'toy' / 'toy-smoke'}}}\n")
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n"
+                    f"  - {{notebook: {chapter}, params: {reader}, page: reader, needs: [toy]}}\n")
+    (toy_page, toy_reasons), (reader_page, reader_reasons) = runner.book_status(plan, "smoke", results_root=results)
+    assert runner.cannot_run(toy_reasons) and toy_reasons[-1].endswith("data_dir does not exist (data_source: folder)")
+    assert runner.cannot_run(reader_reasons) and reader_reasons[-1] == "it will not start: it reads toy, which cannot run"
+    assert not runner.cannot_run(["its parameters changed"])

@@ -479,14 +479,19 @@ display(Markdown("\n".join(gap_lines)))
 
 # %%
 healthy_brain = data.train.brain & ~data.train.region("WT")
+pixels = dict(max_pixels=P["separability_max_pixels"], seed=P["split_seed"])
 separability = pd.DataFrame([
     {"region": "ET (bright on T1ce)", **subtraction_separability(data.train.images, data.train.region("ET"),
-                                                                 healthy_brain, data.modalities, bright=True)},
+                                                                 healthy_brain, data.modalities, bright=True, **pixels)},
     {"region": "NCR/NET (dark on T1ce)", **subtraction_separability(data.train.images, data.train.labels == 1,
-                                                                    healthy_brain, data.modalities, bright=False)},
+                                                                    healthy_brain, data.modalities, bright=False,
+                                                                    **pixels)},
 ]).set_index("region")
+del healthy_brain
 run.table("pixel-separability", separability, index=True)
-display(Markdown(f"{this_build}: {len(data.train)} training slices of {P['image_size']}×{P['image_size']} px."))
+display(Markdown(f"{this_build}: {len(data.train)} training slices of {P['image_size']}×{P['image_size']} px; "
+                 + (f"a seeded sample of about {P['separability_max_pixels']:,} pixels for a class with more "
+                    "(column `sampled`)." if separability["sampled"].any() else "every pixel.")))
 separability.round(3)
 
 # %% [markdown]

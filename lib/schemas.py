@@ -145,6 +145,10 @@ STUDY_A = {
     "occlusion_rule": Field("dict[str,scalar]", default={}, help="overrides of the occlusion key-modality rule"),
     "ig_steps": Field("int", default=16, minimum=2),
     "ig_max_slices": Field("int", default=32, minimum=1),
+    "separability_max_pixels": Field("int", default=2_000_000, minimum=1000, nullable=True,
+                                     help="pixel separability uses a seeded sample of at most about this many pixels "
+                                          "per class when a class has more (null: every pixel); the default "
+                                          "profile's training slices have fewer, so there it uses every pixel"),
     "ig_images_per_pass": Field("int", default=None, nullable=True, minimum=1,
                                 help="images (slices x ig_steps) per forward/backward pass of integrated gradients "
                                      "(Captum's internal_batch_size); bounds its memory, not its result. "

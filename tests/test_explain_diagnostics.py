@@ -84,3 +84,25 @@ def test_empty_gamma_count():
     gamma[1, 0, 0] = True
     gamma[3] = True
     assert diag.empty_gamma_count(gamma) == 2
+
+
+def _pooled_correlation(start, end, brain):
+    """Pearson r over the pooled pixels, all at once (the reference)."""
+    x0 = np.moveaxis(start.astype(np.float64), 1, 0)[:, brain]
+    x1 = np.moveaxis(end.astype(np.float64), 1, 0)[:, brain]
+    x0 = x0 - x0.mean(axis=1, keepdims=True)
+    x1 = x1 - x1.mean(axis=1, keepdims=True)
+    return (x0 @ x1.T) / np.outer(np.sqrt((x0 * x0).sum(axis=1)), np.sqrt((x1 * x1).sum(axis=1)))
+
+
+def test_channel_mixing_in_blocks_equals_the_pooled_correlation():
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=(30, 3, 8, 8)).astype(np.float32)
+    end = (np.roll(start, 1, axis=1) + 0.5 * rng.normal(size=start.shape)).astype(np.float32) + 2.0
+    brain = rng.random((30, 8, 8)) > 0.3
+    expected = _pooled_correlation(start, end, brain)
+    whole = diag.channel_mixing(start, end, brain_mask=brain)  # one block: the same arithmetic
+    np.testing.assert_array_equal(whole.to_numpy(), np.clip(expected, -1, 1))
+    for per_block in (64, 100, 64 * 7):  # one slice, a slice and a half (rounded down), seven slices
+        blocked = diag.channel_mixing(start, end, brain_mask=brain, pixels_per_block=per_block)
+        np.testing.assert_allclose(blocked.to_numpy(), expected, rtol=0, atol=1e-12)

@@ -121,7 +121,8 @@ def per_frame_table(values: Any, modalities: Sequence[str], t: Any = None, name:
     )
 
 
-def channel_mixing(I_0: Any, I_1: Any, brain_mask: Any = None, modalities: Sequence[str] | None = None) -> pd.DataFrame:
+def channel_mixing(I_0: Any, I_1: Any, brain_mask: Any = None, modalities: Sequence[str] | None = None,
+                   pixels_per_block: int = 4_000_000) -> pd.DataFrame:
     """Pearson correlation between input modality i at t = 0 and ODE channel j at t = 1.
 
     I_0 : (N, m, H, W) inputs; I_1 : (N, m, H, W) last flow frame; brain_mask : optional (N, H, W)
@@ -131,28 +132,50 @@ def channel_mixing(I_0: Any, I_1: Any, brain_mask: Any = None, modalities: Seque
     The diagonal says how much channel k still reflects its own modality; a large off-diagonal
     |r| means the flow moved another modality's information into that channel, so Eq. (6)-(7)'s
     "contribution of modality k" is not about modality k. A constant channel gives nan.
+
+    Computed in two passes (means, then centred sums of products) over blocks of slices of about
+    ``pixels_per_block`` pixels each, in float64, so memory follows the block, not the test set
+    (at the paper profile's size a float64 copy of the test images alone is ~9 GB). A test set
+    that fits in one block is computed exactly as in one piece.
     """
-    start = _to_numpy(I_0).astype(np.float64)
-    end = _to_numpy(I_1).astype(np.float64)
+    start, end = _to_numpy(I_0), _to_numpy(I_1)
     if start.shape != end.shape:
         raise ValueError(f"I_0 {start.shape} and I_1 {end.shape} must have the same shape")
-    n_channels = start.shape[1]
+    n_slices, n_channels = start.shape[:2]
     names = [f"ch{k}" for k in range(n_channels)] if modalities is None else list(modalities)
     if len(names) != n_channels:
         raise ValueError(f"{len(names)} modality names for {n_channels} channels")
     if brain_mask is None:
-        pixels = np.ones((start.shape[0], start.shape[2], start.shape[3]), dtype=bool)
+        pixels = np.ones((n_slices, start.shape[2], start.shape[3]), dtype=bool)
     else:
         pixels = _to_numpy(brain_mask).astype(bool)
-    # (m, P): every selected pixel of every slice, per channel
-    x0 = np.moveaxis(start, 1, 0)[:, pixels]
-    x1 = np.moveaxis(end, 1, 0)[:, pixels]
-    x0 = x0 - x0.mean(axis=1, keepdims=True)
-    x1 = x1 - x1.mean(axis=1, keepdims=True)
-    norm0 = np.sqrt((x0 * x0).sum(axis=1))
-    norm1 = np.sqrt((x1 * x1).sum(axis=1))
+    rows = max(1, int(pixels_per_block) // max(1, start.shape[2] * start.shape[3]))
+
+    def blocks():
+        """(m, P_block) float64 values of every selected pixel of a block of slices, per channel."""
+        for first in range(0, n_slices, rows):
+            selected = pixels[first:first + rows]
+            yield (np.moveaxis(start[first:first + rows].astype(np.float64), 1, 0)[:, selected],
+                   np.moveaxis(end[first:first + rows].astype(np.float64), 1, 0)[:, selected])
+
+    count = int(pixels.sum())
+    sum0, sum1 = np.zeros((n_channels, 1)), np.zeros((n_channels, 1))
+    for x0, x1 in blocks():
+        sum0 = sum0 + x0.sum(axis=1, keepdims=True)
+        sum1 = sum1 + x1.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (x0 @ x1.T) / np.outer(norm0, norm1)
+        mean0, mean1 = sum0 / count, sum1 / count
+    cross = np.zeros((n_channels, n_channels))
+    squares0, squares1 = np.zeros(n_channels), np.zeros(n_channels)
+    for x0, x1 in blocks():
+        x0 = x0 - mean0
+        x1 = x1 - mean1
+        cross = cross + x0 @ x1.T
+        squares0 = squares0 + (x0 * x0).sum(axis=1)
+        squares1 = squares1 + (x1 * x1).sum(axis=1)
+    norm0, norm1 = np.sqrt(squares0), np.sqrt(squares1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cross / np.outer(norm0, norm1)
     r = np.where(np.outer(norm0, norm1) > 0, r, np.nan)
     return pd.DataFrame(
         np.clip(r, -1.0, 1.0),

@@ -229,6 +229,7 @@ def cannot_run(reasons: Sequence[str]) -> bool:
     """Whether a dry run's reasons (``check_run``, ``book_status``) say the page cannot run."""
     return any(r.startswith((WILL_STOP, WONT_START)) for r in reasons)
 
+
 # What a run's input fingerprint is made of, in this order (the reasons `check_run` gives).
 INPUT_PARTS = {"chapter": "the chapter's source", "params": "its parameters", "lib": "the code in lib/",
                "data": "the data", "sources": "the runs it reads", "benchmarks": "the code in benchmarks/"}
@@ -281,10 +282,13 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
     ``unknown`` instead."""
     script = Path(script)
     params = params_mod.load(params_file, overrides)
+    from lib.data.cohort import CohortError
+    from lib.data.validate import InvalidCohortError
+
     unknown = [] if prepare else _phantom_to_generate(params)
     try:
         data_fingerprint = None if unknown else prepare_inputs(params)
-    except ValueError as err:  # CohortError, InvalidCohortError: one line naming the folder
+    except (CohortError, InvalidCohortError) as err:  # one line naming the folder and what is wrong
         if prepare:
             raise
         unknown.append(f"{WILL_STOP}{err}")
@@ -312,8 +316,8 @@ def check_run(script: str | Path, params_file: str | Path, overrides: Mapping[st
     """Why ``run`` would execute the chapter now; an empty list when it would skip it (up to date).
 
     Runs no chapter and writes no result. Like ``run``, it fingerprints the cohort, which the
-    first time validates it and keeps its fingerprint under ``cache_dir``; an invalid cohort
-    raises as it would there."""
+    first time validates it and keeps its fingerprint under ``cache_dir``; a cohort that cannot
+    be used is a reason (``WILL_STOP``), not an error."""
     inputs = run_inputs(script, params_file, overrides, results_root=results_root, prepare=False)
     previous = read_complete_manifest(inputs.final_dir)
     if previous is None:

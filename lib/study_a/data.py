@@ -44,18 +44,25 @@ def subject_grades(slices: SliceSet) -> tuple[list[str], list[str | None]]:
     return ids, [lookup[i] for i in ids]
 
 
+def _swap_channels_in_place(slices: SliceSet, pair: Sequence[str], rows_per_block: int = 256) -> None:
+    """Exchange the images of the two named channels in place, a block of rows at a time (the
+    copy held is one block's two channels, not the whole set's)."""
+    ia, ib = (list(slices.modalities).index(name) for name in pair)
+    images = slices.images
+    for start in range(0, len(images), rows_per_block):
+        block = images[start:start + rows_per_block]
+        block[:, [ia, ib]] = block[:, [ib, ia]]
+
+
 def swap_modality_names(slices: SliceSet, pair: Sequence[str]) -> SliceSet:
     """The slice set as if the two modalities' files had been renamed into each other.
 
     The channel named ``pair[0]`` now holds what was ``pair[1]``'s image and vice versa; the
     channel order by name stays the requested one. Equivalent to renaming the NIfTI files,
-    without copying the cohort."""
-    a, b = pair
-    names = list(slices.modalities)
-    ia, ib = names.index(a), names.index(b)
-    images = slices.images.copy()
-    images[:, [ia, ib]] = slices.images[:, [ib, ia]]
-    return replace(slices, images=images)
+    without reading them again: one copy of the images (``renamed_in_place`` makes none)."""
+    renamed_slices = replace(slices, images=slices.images.copy())
+    _swap_channels_in_place(renamed_slices, pair)
+    return renamed_slices
 
 
 def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> StudyAData:
@@ -89,16 +96,6 @@ def renamed(data: StudyAData, pair: Sequence[str]) -> StudyAData:
         raise ValueError(f"data are already renamed ({' <-> '.join(data.swapped)})")
     return replace(data, train=swap_modality_names(data.train, pair), test=swap_modality_names(data.test, pair),
                    swapped=tuple(pair))
-
-
-def _swap_channels_in_place(slices: SliceSet, pair: Sequence[str], rows_per_block: int = 256) -> None:
-    """Exchange the images of the two named channels in place, a block of rows at a time (the
-    copy held is one block's two channels, not the whole set's)."""
-    ia, ib = (list(slices.modalities).index(name) for name in pair)
-    images = slices.images
-    for start in range(0, len(images), rows_per_block):
-        block = images[start:start + rows_per_block]
-        block[:, [ia, ib]] = block[:, [ib, ia]]
 
 
 @contextmanager

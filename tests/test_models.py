@@ -12,6 +12,7 @@ from torch import nn
 from torchdyn.core import NeuralODE
 
 from lib.models import (
+    ClassicRungeKutta4,
     NeuralODESegmenter,
     ODEVectorField,
     PerModalityVectorField,
@@ -205,10 +206,38 @@ def classic_rk4(f, x, grid):
     return x
 
 
+class CubicInTime(nn.Module):
+    """dx/dt = t^3: x(1) = x(0) + 1/4, which classic RK4 (Simpson's rule here) gets exactly in one step."""
+
+    def forward(self, t, x, args=None):
+        return torch.ones_like(x) * t**3
+
+
+def test_rk4_evaluates_the_field_at_the_classic_stage_times():
+    x0 = torch.zeros(3, dtype=torch.float64)
+    one_step = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    _, trajectory = NeuralODE(CubicInTime(), solver=ClassicRungeKutta4())(x0, one_step)
+    torch.testing.assert_close(trajectory[-1], x0 + 0.25, atol=1e-7, rtol=0)  # float32 tableau
+    # TorchDyn 1.0.6's own 'rk4' evaluates k2 at t and k4 at t + h/2: 1/6 (0 + 2*0 + 2/8 + 1/8) = 1/16
+    _, theirs = NeuralODE(CubicInTime(), solver="rk4")(x0, one_step)
+    torch.testing.assert_close(theirs[-1], x0 + 1 / 16, atol=1e-7, rtol=0)
+
+
 @torch.no_grad()
-def test_segmenter_solve_is_classic_rk4_and_agrees_with_torchdiffeq():
+def test_rk4_is_torchdyns_to_the_bit_for_an_autonomous_field():
     torch.manual_seed(0)
-    model = tiny_segmenter(zero_init_field=False, train_steps=5)
+    model = tiny_segmenter(zero_init_field=False, train_steps=3)
+    x, _ = toy_batch()
+    grid = torch.linspace(0, 1, 4)
+    _, theirs = NeuralODE(model.vector_field, solver="rk4")(x, grid)
+    assert torch.equal(model.final_state(x), theirs[-1])
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_segmenter_solve_is_classic_rk4_and_agrees_with_torchdiffeq(time_dependent):
+    torch.manual_seed(0)
+    model = tiny_segmenter(zero_init_field=False, train_steps=5, time_dependent=time_dependent)
     with torch.no_grad():  # a field strong enough that solvers could disagree
         model.vector_field.unet.output.weight.mul_(20)
     x, _ = toy_batch()
@@ -318,9 +347,10 @@ def test_adjoint_backward_reaches_the_zero_initialised_field():
     assert model.readout.weight.grad.abs().sum() > 0
 
 
-def test_adjoint_matches_autograd_at_initialisation():
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_adjoint_matches_autograd_at_initialisation(time_dependent):
     torch.manual_seed(0)
-    model = tiny_segmenter(zero_init_field=False)
+    model = tiny_segmenter(zero_init_field=False, time_dependent=time_dependent)
     x, y = toy_batch()
     report = adjoint_gradient_error(model, x, y)
     assert report["relative_error"] < 1e-4

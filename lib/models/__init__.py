@@ -3,11 +3,13 @@
 from lib.models.node import (
     SENSITIVITIES,
     VECTOR_FIELDS,
+    ClassicRungeKutta4,
     NeuralODESegmenter,
     ODEVectorField,
     PerModalityVectorField,
     SegmentationUNet,
     adjoint_gradient_error,
+    ode_solver,
     stage_grid,
 )
 from lib.models.unet import UNet2D, count_parameters, set_channels_last
@@ -22,6 +24,8 @@ __all__ = [
     "NeuralODESegmenter",
     "SegmentationUNet",
     "SENSITIVITIES",
+    "ClassicRungeKutta4",
+    "ode_solver",
     "stage_grid",
     "adjoint_gradient_error",
 ]

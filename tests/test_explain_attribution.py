@@ -104,6 +104,19 @@ def test_rule_single_and_redundant_and_dropped_slices():
     assert result.key == ("t2", "flair")  # both above uniform (1/3), ordered by mean share
 
 
+def test_rule_counts_a_slice_without_shares_as_empty_not_as_nonconverged():
+    nan = float("nan")
+    shares = shares_table([(0.1, 0.7, 0.2), (nan, nan, nan), (0.2, 0.5, 0.3), (0.9, 0.05, 0.05)])
+    # slice 1's region is empty, so its completeness error is nan and never "converged"
+    converged = np.array([True, False, True, False])
+    result = attr.key_modalities_attribution(shares, converged)
+    assert result.params["slices_used"] == 2
+    assert result.params["slices_dropped_empty_region"] == 1
+    assert result.params["slices_dropped_nonconverged"] == 1
+    assert "2 of 4 slices used (1 dropped: completeness not converged; 1 with an empty" in result.reasons
+    assert result.key == ("t1ce",)
+
+
 def test_rule_shares_below_uniform_are_not_key():
     four = ("flair", "t1", "t1ce", "t2")
     shares = pd.DataFrame([{"slice": 0, "modality": m, "share": v} for m, v in zip(four, (0.4, 0.2, 0.2, 0.2))])

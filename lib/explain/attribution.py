@@ -221,12 +221,14 @@ def key_modalities_attribution(
     all_slices = np.sort(pd.unique(shares["slice"]))
     if converged.size <= int(all_slices.max(initial=-1)):
         raise ValueError(f"converged_mask has {converged.size} entries but shares reach slice {all_slices.max()}")
-    n_dropped = int((~converged[all_slices]).sum())
-    used = shares[converged[shares["slice"].to_numpy()]]
-    defined = used.groupby("slice")["share"].apply(lambda s: s.notna().all())
-    usable_slices = defined[defined].index
+    # A slice without a defined share (empty region, or F(x) = F(x') so that completeness has nothing
+    # to measure) is counted as such, not as non-converged, whatever its completeness error says.
+    defined = shares.groupby("slice")["share"].apply(lambda s: s.notna().all()).reindex(all_slices)
     n_undefined = int((~defined).sum())
-    used = used[used["slice"].isin(usable_slices)]
+    usable = defined.to_numpy() & converged[all_slices]
+    n_dropped = int((defined.to_numpy() & ~converged[all_slices]).sum())
+    usable_slices = all_slices[usable]
+    used = shares[shares["slice"].isin(usable_slices)]
     n_used = len(usable_slices)
     params = asdict(rule) | {
         "score": "mean share of |IG attribution| inside the region (converged slices)",

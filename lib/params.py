@@ -16,7 +16,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -126,8 +126,14 @@ def coerce(spec: Field, value: Any) -> Any:
     return out
 
 
-def validate(raw: Mapping[str, Any], schema: Mapping[str, Field], source: str) -> dict[str, Any]:
-    """Validate a flat mapping against ``schema``; fill defaults; one-line ParamsError."""
+# A rule between keys: (the key an error names, check(validated params) -> problem or None).
+Relation = tuple[str, Callable[[Mapping[str, Any]], "str | None"]]
+
+
+def validate(
+    raw: Mapping[str, Any], schema: Mapping[str, Field], source: str, relations: Sequence[Relation] = ()
+) -> dict[str, Any]:
+    """Validate a flat mapping against ``schema`` and then ``relations``; fill defaults; one-line ParamsError."""
     out: dict[str, Any] = {}
     for key in raw:
         if key not in schema:
@@ -152,6 +158,10 @@ def validate(raw: Mapping[str, Any], schema: Mapping[str, Field], source: str) -
             problem = spec.check(out[key])
             if problem:
                 raise ParamsError(f"{source}: key '{key}': {problem}")
+    for key, check in relations:
+        problem = check(out)
+        if problem:
+            raise ParamsError(f"{source}: key '{key}': {problem}")
     return out
 
 
@@ -217,7 +227,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Read, merge ``extends`` and ``overrides``, and validate a parameter file."""
-    from lib.schemas import SCHEMAS
+    from lib.schemas import RELATIONS, SCHEMAS
 
     path = Path(path)
     raw = _read_yaml(path.resolve())
@@ -227,7 +237,7 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[s
     if study not in SCHEMAS:
         known = ", ".join(sorted(SCHEMAS))
         raise ParamsError(f"{path}: key 'study': expected one of {known}, got {study!r}")
-    params = validate(raw, SCHEMAS[study], str(path))
+    params = validate(raw, SCHEMAS[study], str(path), RELATIONS.get(study, ()))
     if params.get("name") is None:
         params["name"] = path.stem
     return params

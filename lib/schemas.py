@@ -6,7 +6,7 @@ block per study. Defaults are the paper's settings where the paper states one.
 
 from __future__ import annotations
 
-from lib.params import Field
+from lib.params import Field, Relation
 
 MODALITY_NAMES = ("t1", "t1ce", "t2", "flair")
 PROFILES = ("smoke", "default", "paper")
@@ -43,6 +43,10 @@ def _pair_or_empty(values) -> str | None:
     if len(values) not in (0, 2):
         return "give two modalities to swap, or [] to skip"
     return _distinct(values)
+
+
+def _open_unit_interval(value) -> str | None:
+    return None if 0.0 < value < 1.0 else f"{value!r} is not between 0 and 1 (exclusive)"
 
 
 def _run_name(value) -> str | None:
@@ -184,7 +188,7 @@ STUDY_A = {
     "unet_seeds": Field("list[int]", default=[0], check=_some_distinct,
                         help="U-Net training seeds for Table I; each patient's scores are averaged over them"),
     "cv_folds": Field("int", default=10, minimum=2, help="k-fold cross-validation inside the training set"),
-    "alpha": Field("float", default=0.05, minimum=0.0, maximum=1.0),
+    "alpha": Field("float", default=0.05, check=_open_unit_interval, help="significance level of the Wilcoxon tests"),
     "subset_near_baseline": Field("float", default=0.05, minimum=0.0,
                                   help="a subset whose mean Dice is within this of the baseline is 'near baseline'"),
     "subset_clearly_lower": Field("float", default=0.10, minimum=0.0,
@@ -226,6 +230,17 @@ STUDY_A_SUMMARY = {
     **COMMON,
     "source_runs": Field("dict[str,str]", check=_target_runs,
                          help="{target: folder of a finished study A run} (relative to the repository or absolute)"),
+}
+
+def _margins_ordered(params) -> str | None:
+    # A difference between the two margins would be both 'near baseline' and 'clearly lower'.
+    near, lower = params["subset_near_baseline"], params["subset_clearly_lower"]
+    return None if lower >= near else f"{lower} is below subset_near_baseline ({near}); it must be at least that"
+
+
+# Rules between keys of one study's file (lib.params.validate checks them after each key's own).
+RELATIONS: dict[str, list[Relation]] = {
+    "study_a": [("subset_clearly_lower", _margins_ordered)],
 }
 
 SCHEMAS: dict[str, dict[str, Field]] = {

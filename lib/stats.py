@@ -120,8 +120,10 @@ def wilcoxon_signed_rank(a: Any, b: Any, alternative: str = "two-sided") -> Wilc
 
     Zero differences follow scipy's default ``zero_method="wilcox"``: they are dropped
     before ranking, so n_zero_differences pairs carry no weight. p-values are scipy's
-    default method (exact null distribution for small samples without ties,
-    normal approximation otherwise). When every difference is zero there is no
+    default method="auto" (SciPy >= 1.13): the exact null distribution up to 50
+    pairs without ties or zeros, the normal approximation above; with ties or zeros,
+    an exhaustive permutation distribution up to 13 pairs, the normal approximation
+    above (differences [1, 1, 2, 3, 4]: p = 0.0625, not the approximation's 0.042). When every difference is zero there is no
     evidence either way: statistic 0, p = 1 (what scipy returns, without its warning).
 
     Raises ValueError if a and b differ in length or have fewer than 2 pairs.

@@ -351,8 +351,9 @@ def predict_masks(
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     logits = predict_logits(model, images, batch_size=batch_size, device=device)
-    # exp overflows to inf for logits below about -709, and 1 / (1 + inf) = 0 is the right σ:
-    # the warning says nothing wrong, and comparing logits to a logit threshold could move a pixel.
+    # exp overflows to inf for logits below about -709, and 1 / (1 + inf) = 0 is the right σ: the
+    # warning says nothing wrong. At 0.5 this equals logit > 0 (Eq. 4's γ elsewhere) except for
+    # 0 < logit < ~1e-16, where σ rounds to exactly 0.5 and the pixel counts as background.
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64))) > threshold
 

@@ -45,6 +45,16 @@ def test_errors_are_one_line_and_name_the_key(raw, expected):
     assert "\n" not in str(info.value)
 
 
+def test_relations_between_keys_are_checked_after_each_key():
+    relations = [("lr", lambda p: "must exceed epochs / 1000" if p["lr"] <= p["epochs"] / 1000 else None)]
+    assert P.validate({"study": "x", "lr": 0.01}, SCHEMA, "f.yaml", relations)["lr"] == 0.01
+    with pytest.raises(ParamsError) as info:
+        P.validate({"study": "x", "lr": 0.001, "epochs": 3}, SCHEMA, "f.yaml", relations)
+    assert str(info.value) == "f.yaml: key 'lr': must exceed epochs / 1000"
+    with pytest.raises(ParamsError, match="key 'epochs': expected int"):  # a key's own check comes first
+        P.validate({"study": "x", "epochs": "ten"}, SCHEMA, "f.yaml", relations)
+
+
 def test_load_extends_overrides_and_name(tmp_path):
     (tmp_path / "base.yaml").write_text("study: data\nprofile: default\nimage_size: 48\nseed: 1\n")
     (tmp_path / "child.yaml").write_text("extends: base.yaml\nprofile: smoke\nseed: 2\n")
@@ -93,6 +103,11 @@ def test_every_shipped_parameter_file_validates():
         ({"ode_depth": 7}, "key 'ode_depth': 7 is above the maximum 6"),  # schema: ode_depth in [2, 6]
         ({"test_fraction": 0.6}, "key 'test_fraction': 0.6 is above the maximum 0.5"),  # schema: [0.05, 0.5]
         ({"seeds": [0, 0]}, "key 'seeds': values must be distinct"),  # one ODE model per seed: a repeat is a copy
+        ({"alpha": 0}, "key 'alpha': 0.0 is not between 0 and 1 (exclusive)"),
+        ({"alpha": 1}, "key 'alpha': 1.0 is not between 0 and 1 (exclusive)"),
+        # a Dice gap of 0.15 would be both 'near baseline' and 'clearly lower'
+        ({"subset_near_baseline": 0.2, "subset_clearly_lower": 0.1},
+         "key 'subset_clearly_lower': 0.1 is below subset_near_baseline (0.2); it must be at least that"),
     ],
 )
 def test_study_a_schema_limits(override, expected):

@@ -27,6 +27,14 @@ def test_holdout_keeps_grade_proportions():
         assert Counter(grade_of[s] for s in train) == {"HGG": 32, "LGG": 8}
 
 
+def test_grades_by_id_match_aligned_grades_whatever_the_ids_type():
+    ids = list(range(50))  # e.g. numeric patient numbers
+    aligned = holdout_split(ids, GRADES, seed=1)
+    assert holdout_split(ids, dict(zip(ids, GRADES)), seed=1) == aligned
+    assert holdout_split(ids, {str(i): g for i, g in zip(ids, GRADES)}, seed=1) == aligned
+    assert holdout_split(ids, seed=1) != aligned  # grades do change the split
+
+
 def test_holdout_largest_remainder_gives_the_exact_test_size():
     ids = [f"S{i}" for i in range(7)]
     grades = ["HGG", "HGG", "HGG", "LGG", "LGG", "LGG", None]  # None: its own stratum

@@ -24,7 +24,8 @@ def _strata(subject_ids: Sequence[str], grades) -> dict[str, list[str]]:
     if grades is None:
         return {"all": sorted(ids)}
     if isinstance(grades, Mapping):
-        grade_of = {s: grades.get(s) for s in ids}
+        by_id = {str(k): v for k, v in grades.items()}  # ids are compared as text, as above
+        grade_of = {s: by_id.get(s) for s in ids}
     else:
         grades = list(grades)
         if len(grades) != len(ids):

@@ -238,9 +238,24 @@ def _margins_ordered(params) -> str | None:
     return None if lower >= near else f"{lower} is below subset_near_baseline ({near}); it must be at least that"
 
 
+def _among_inputs(key: str):
+    """A rule: every modality named under ``key`` is one of the run's input `modalities`."""
+
+    def check(params) -> str | None:
+        missing = [m for m in params[key] if m not in params["modalities"]]
+        return (f"{missing[0]!r} is not among the inputs (modalities: {', '.join(params['modalities'])})"
+                if missing else None)
+
+    return check
+
+
 # Rules between keys of one study's file (lib.params.validate checks them after each key's own).
 RELATIONS: dict[str, list[Relation]] = {
-    "study_a": [("subset_clearly_lower", _margins_ordered)],
+    "study_a": [
+        ("subset_clearly_lower", _margins_ordered),
+        ("paper_key_modalities", _among_inputs("paper_key_modalities")),
+        ("permutation_swap", _among_inputs("permutation_swap")),
+    ],
 }
 
 SCHEMAS: dict[str, dict[str, Field]] = {

@@ -108,6 +108,10 @@ def test_every_shipped_parameter_file_validates():
         # a Dice gap of 0.15 would be both 'near baseline' and 'clearly lower'
         ({"subset_near_baseline": 0.2, "subset_clearly_lower": 0.1},
          "key 'subset_clearly_lower': 0.1 is below subset_near_baseline (0.2); it must be at least that"),
+        ({"modalities": ["flair", "t1", "t2"]},
+         "key 'paper_key_modalities': 't1ce' is not among the inputs (modalities: flair, t1, t2)"),
+        ({"modalities": ["t1", "t1ce", "t2"], "paper_key_modalities": ["t1ce"], "permutation_swap": ["t1ce", "flair"]},
+         "key 'permutation_swap': 'flair' is not among the inputs (modalities: t1, t1ce, t2)"),
     ],
 )
 def test_study_a_schema_limits(override, expected):

@@ -13,12 +13,13 @@ Arrays in, arrays out: images float32 (N, m, H, W) in the model's modality order
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from lib.data.slices import ImageSelection
 from lib.device import resolve_device, seed_everything
+from lib.fingerprint import array_fingerprint
 from lib.io import atomic_path
 
 if TYPE_CHECKING:  # lib.training_cache imports this module
@@ -370,6 +372,16 @@ def _model_classes() -> dict[str, Callable[..., nn.Module]]:
     return {cls.__name__: cls for cls in (NeuralODESegmenter, SegmentationUNet, UNet2D)}
 
 
+def state_dict_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over a state dict's names and values (`lib.fingerprint.array_fingerprint`: dtype,
+    shape and values, whatever the memory layout), in the dict's order."""
+    h = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        h.update(name.encode())
+        h.update(array_fingerprint(tensor.detach().cpu().numpy()).encode())
+    return h.hexdigest()
+
+
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write the model's weights and constructor kwargs to `path`, atomically.
 
@@ -377,16 +389,19 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | Non
     os.replace (`lib.io.atomic_path`), so `path` is either the old file or the complete new one,
     never a partial one. `model.init_kwargs` (every model in lib.models has it) lets
     `load_checkpoint` rebuild the model. `extra` (plain Python values: numbers, strings, lists,
-    dicts) is stored alongside.
+    dicts) is stored alongside, and so is the weights' `state_dict_digest`, which `read_checkpoint`
+    checks: torch does not verify its zip's checksums, so a flipped byte would load silently.
     """
     kwargs = getattr(model, "init_kwargs", None)
     if kwargs is None:
         raise ValueError(f"{type(model).__name__} has no init_kwargs; cannot record how to rebuild it")
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     payload = {
         "format": _CHECKPOINT_FORMAT,
         "model_class": type(model).__name__,
         "model_kwargs": dict(kwargs),
-        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "state_dict": state,
+        "state_digest": state_dict_digest(state),
         "extra": dict(extra or {}),
     }
     path = Path(path)
@@ -397,10 +412,15 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict | Non
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The raw contents of a `save_checkpoint` file: format, model_class, model_kwargs,
-    state_dict (on the CPU) and extra. Raises ValueError for another format."""
+    state_dict (on the CPU), state_digest and extra. Raises ValueError for another format, and
+    for weights that do not match their stored digest (files written before the digest have none)."""
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if payload.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: unknown checkpoint format {payload.get('format')!r}")
+    if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: unknown checkpoint format {found!r}")
+    stored = payload.get("state_digest")
+    if stored is not None and stored != state_dict_digest(payload["state_dict"]):
+        raise ValueError(f"{path}: the weights do not match the digest stored with them (a damaged file)")
     return payload
 
 

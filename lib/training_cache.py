@@ -25,7 +25,6 @@ where cuDNN may sum in any order, it is one of the models training could have pr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import asdict, fields
@@ -38,12 +37,12 @@ from torch import nn
 
 from lib.device import cpu_kernels
 from lib.fingerprint import array_fingerprint, canonical_json, json_fingerprint, lib_source_fingerprint
-from lib.train import TrainHistory, read_checkpoint, save_checkpoint
+from lib.train import TrainHistory, read_checkpoint, save_checkpoint, state_dict_digest
 
 __all__ = ["TRAINING_CACHE_VERSION", "TrainingCache", "training_cache", "training_key", "usage", "weights_fingerprint"]
 
 # Bump when what an entry holds, or what its key means, changes.
-TRAINING_CACHE_VERSION = 2  # 2: the CPU's kernels are in the key
+TRAINING_CACHE_VERSION = 3  # 2: the CPU's kernels are in the key; 3: entries carry a digest of their weights
 
 # TrainConfig fields that do not change the trained weights.
 _NOT_IN_KEY = {"progress", "device", "num_threads"}  # device and threads enter as resolved values
@@ -51,11 +50,7 @@ _NOT_IN_KEY = {"progress", "device", "num_threads"}  # device and threads enter 
 
 def weights_fingerprint(model: nn.Module) -> str:
     """Hash of a model's state dict (names, dtypes, shapes, values), whatever the memory layout."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(array_fingerprint(tensor.detach().cpu().numpy()).encode())
-    return h.hexdigest()
+    return state_dict_digest(model.state_dict())
 
 
 def _layouts(model: nn.Module) -> list[bool]:
@@ -129,15 +124,21 @@ class TrainingCache:
         path = self.path(key)
         if not path.is_file():
             return None
+        # load_state_dict copies every matching tensor before it reports a mismatch: keep the
+        # model's own weights to put back, so a rejected entry cannot leak into the training.
+        original = {name: value.detach().clone() for name, value in model.state_dict().items()}
         try:
-            payload = read_checkpoint(path)
+            payload = read_checkpoint(path)  # checks the weights against their stored digest
             if payload["extra"].get("training_key") != canonical_json(key):
                 raise ValueError("its stored key differs from the asked one")
+            if payload.get("state_digest") is None:
+                raise ValueError("it has no digest of its weights")
             model.load_state_dict(payload["state_dict"])
             history = TrainHistory(**{**payload["extra"]["history"], "from_cache": True})
         except Exception as err:  # noqa: BLE001  (any unreadable entry is retrained, never trusted)
-            warnings.warn(f"{path}: unusable training-cache entry ({type(err).__name__}: {err}); training again",
-                          stacklevel=2)
+            model.load_state_dict(original)
+            reason = " ".join(f"{type(err).__name__}: {err}".split())  # torch's messages span lines
+            warnings.warn(f"{path}: unusable training-cache entry ({reason}); training again", stacklevel=2)
             return None
         _count(self.root, "reused")
         return history

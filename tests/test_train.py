@@ -250,6 +250,18 @@ def test_checkpoint_of_the_unet_baseline(tmp_path):
         assert torch.equal(loaded.state_dict()[key], value)
 
 
+def test_a_checkpoint_whose_weights_changed_is_refused(tmp_path):
+    path = save_checkpoint(SegmentationUNet(MODALITIES, base_width=4, depth=2), tmp_path / "unet.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["unet.output.bias"] += 1e-3  # what a damaged byte does, without a zip CRC check
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"unet.pt: the weights do not match the digest stored with them"):
+        load_checkpoint(path)
+    del payload["state_digest"]  # a file from before the digest: read as it is
+    torch.save(payload, path)
+    assert isinstance(load_checkpoint(path)[0], SegmentationUNet)
+
+
 def test_interrupted_save_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "node.pt"
     save_checkpoint(tiny_node(), path, extra={"version": 1})

@@ -159,7 +159,22 @@ def test_a_changed_setting_trains_again_instead_of_reusing(tmp_path):
     assert len(list(tmp_path.glob("*.pt"))) == 2
 
 
-@pytest.mark.parametrize("damage", ["truncated", "foreign key"])
+def _flip_a_weight_byte(entry):
+    """Flip one byte inside the stored data of the first weight tensor (the zip member holding it)."""
+    import zipfile
+
+    data = bytearray(entry.read_bytes())
+    with zipfile.ZipFile(entry) as archive:
+        member = next(info for info in archive.infolist() if "/data/" in info.filename)
+    # the data start after the local header, whose extra field (torch pads for alignment) can
+    # differ from the central directory's
+    offset = member.header_offset
+    name_length, extra_length = (int.from_bytes(data[offset + i:offset + i + 2], "little") for i in (26, 28))
+    data[offset + 30 + name_length + extra_length + 5] ^= 0xFF
+    entry.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign key", "flipped weight byte", "extra weight", "no digest"])
 def test_a_damaged_or_foreign_entry_is_retrained_and_replaced(tmp_path, damage):
     images, masks = toy()
     cache = TrainingCache(tmp_path)
@@ -168,13 +183,22 @@ def test_a_damaged_or_foreign_entry_is_retrained_and_replaced(tmp_path, damage):
     (entry,) = tmp_path.glob("*.pt")
     if damage == "truncated":
         entry.write_bytes(entry.read_bytes()[:100])
-    else:  # an entry whose stored key is another run's (a hash collision, or a file copied in by hand)
+    elif damage == "flipped weight byte":  # torch.load does not check the zip's CRCs
+        _flip_a_weight_byte(entry)
+    else:
         payload = torch.load(entry, weights_only=True)
-        payload["extra"]["training_key"] = payload["extra"]["training_key"].replace('"epochs":2', '"epochs":9')
+        if damage == "foreign key":  # another run's stored key (a hash collision, or a file copied in by hand)
+            payload["extra"]["training_key"] = payload["extra"]["training_key"].replace('"epochs":2', '"epochs":9')
+        elif damage == "extra weight":  # matching tensors would be copied in before load_state_dict fails
+            payload["state_dict"]["stray.weight"] = torch.zeros(1)
+            payload["state_digest"] = cache_module.state_dict_digest(payload["state_dict"])
+        else:  # written before entries carried a digest
+            del payload["state_digest"]
         torch.save(payload, entry)
     model = node()
-    with pytest.warns(UserWarning, match="unusable training-cache entry"):
+    with pytest.warns(UserWarning, match="unusable training-cache entry") as caught:
         history = train_segmenter(model, images, masks, config(), cache=cache)
+    assert all("\n" not in str(w.message) for w in caught)
     assert not history.from_cache
     for name, value in reference.state_dict().items():
         assert torch.equal(value, model.state_dict()[name])

@@ -225,6 +225,36 @@ def test_two_files_for_one_modality(make_cohort, synth):
                  "BraTS2021_00000_t1.nii, BraTS2021_00000_t1.nii.gz")
 
 
+def test_another_subjects_file_is_named(make_cohort):
+    root = make_cohort("brats2020", n_subjects=3)
+    wrong = root / "BraTS20_Training_001" / "BraTS20_Training_001_t1.nii.gz"
+    wrong.unlink()
+    # copied in under its own name: same shape and affine as every BraTS volume
+    copied = root / "BraTS20_Training_001" / "BraTS20_Training_003_t1.nii.gz"
+    copied.write_bytes((root / "BraTS20_Training_003" / "BraTS20_Training_003_t1.nii.gz").read_bytes())
+    only_problem(validate_cohort(root), copied, "named for subject BraTS20_Training_003",
+                 "folder of BraTS20_Training_001", "t1 image")
+
+
+def test_the_2020_release_label_named_segm_is_accepted(make_cohort):
+    root = make_cohort("brats2020", n_subjects=2)
+    folder = root / "BraTS20_Training_001"
+    (folder / "BraTS20_Training_001_seg.nii.gz").rename(folder / "W39_1998.09.19_Segm.nii.gz")
+    assert validate_cohort(root) == []
+
+
+@pytest.mark.parametrize("entry", ["folder", "broken link"])
+def test_a_modality_entry_that_is_no_file_is_named_not_called_missing(make_cohort, entry):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_t2.nii.gz"
+    path.unlink()
+    if entry == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(root / "nowhere.nii.gz")
+    only_problem(validate_cohort(root), path, "the t2 image is not a readable file")
+
+
 def test_every_problem_is_reported_not_just_the_first(make_cohort):
     root = make_cohort("brats2021", n_subjects=3)
     (root / "BraTS2021_00000" / "BraTS2021_00000_t1.nii.gz").unlink()

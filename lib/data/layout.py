@@ -141,6 +141,17 @@ def file_kind(path: Path) -> str | None:
     return MODALITY_ALIASES.get(token)
 
 
+def named_subject(path: Path) -> str | None:
+    """The subject id a data file's name gives: the name before its kind token
+    (``BraTS20_Training_001`` for ``BraTS20_Training_001_t1.nii.gz``), or None where the name
+    gives none (BraTS20_Training_355's label ships as ``W39_1998.09.19_Segm.nii``)."""
+    stem = nifti_stem(path.name)
+    token = re.split(r"[_-]", stem)[-1]
+    if token.lower() == "segm":
+        return None
+    return stem[: len(stem) - len(token) - 1] or None
+
+
 def scan_subject_folder(folder: Path) -> dict[str, list[Path]]:
     """Kind (canonical modality or ``LABEL``) -> the files of that kind, sorted by name.
 

@@ -24,8 +24,8 @@ from lib.data.labels import (LABEL_CONVENTIONS, detect_convention, format_values
                              unexpected_values)
 from lib.data.layout import (GRADES, LABEL, MODALITIES, NAME_MAPPING_GRADE_COLUMN, CohortFolders,
                              CohortLayoutError, Subject, canonical_modalities, discover,
-                             expected_file_name, layout_of, locate, read_name_mapping,
-                             scan_subject_folder)
+                             expected_file_name, file_kind, layout_of, locate, named_subject,
+                             read_name_mapping, scan_subject_folder)
 
 AFFINE_TOLERANCE = 1e-3  # mm; headers written by different tools differ by rounding
 _MAX_LISTED = 10  # subjects named in one problem line before "and N more"
@@ -150,12 +150,24 @@ def _check_subject(folder: Path, layout: str, modalities: tuple[str, ...], requi
         paths = files.get(kind, [])
         what = "segmentation" if kind == LABEL else f"{kind} image"
         if not paths:
+            # an entry of that name that is no file (a folder, a link to nothing) is not "missing"
+            unusable = [p for p in sorted(folder.iterdir()) if file_kind(p) == kind and not p.is_file()]
+            if unusable:
+                problems.append(Problem(str(unusable[0]), f"the {what} is not a readable file "
+                                                          "(a folder, or a link to nothing)"))
+                continue
             expected = expected_file_name(folder.name, kind, layout)
             problems.append(Problem(str(folder), f"missing {what} (expected {expected})"))
             continue
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths)
             problems.append(Problem(str(folder), f"{len(paths)} files for the {what}: {names}; keep one"))
+        named = named_subject(paths[0])
+        if named is not None and named != folder.name:
+            # every BraTS release names a subject's files after its folder; shapes and affines
+            # cannot tell two subjects apart (all 240x240x155 at 1 mm)
+            problems.append(Problem(str(paths[0]), f"named for subject {named}, but it is in the folder of "
+                                                   f"{folder.name} (another subject's {what}?)"))
         volume, convention = _read_volume(paths[0], kind == LABEL, label_convention, problems)
         if volume is not None:
             volumes.append(volume)

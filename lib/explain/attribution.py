@@ -223,10 +223,11 @@ def key_modalities_attribution(
         raise ValueError(f"converged_mask has {converged.size} entries but shares reach slice {all_slices.max()}")
     # A slice without a defined share (empty region, or F(x) = F(x') so that completeness has nothing
     # to measure) is counted as such, not as non-converged, whatever its completeness error says.
-    defined = shares.groupby("slice")["share"].apply(lambda s: s.notna().all()).reindex(all_slices)
+    defined = shares.groupby("slice")["share"].apply(lambda s: s.notna().all())
+    defined = defined.reindex(all_slices, fill_value=False).to_numpy(dtype=bool)  # apply may hand back objects
     n_undefined = int((~defined).sum())
-    usable = defined.to_numpy() & converged[all_slices]
-    n_dropped = int((defined.to_numpy() & ~converged[all_slices]).sum())
+    usable = defined & converged[all_slices]
+    n_dropped = int((defined & ~converged[all_slices]).sum())
     usable_slices = all_slices[usable]
     used = shares[shares["slice"].isin(usable_slices)]
     n_used = len(usable_slices)

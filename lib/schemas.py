@@ -6,7 +6,7 @@ block per study. Defaults are the paper's settings where the paper states one.
 
 from __future__ import annotations
 
-from lib.params import Field, Relation
+from lib.params import Field, Relation, coerce, did_you_mean
 
 MODALITY_NAMES = ("t1", "t1ce", "t2", "flair")
 PROFILES = ("smoke", "default", "paper")
@@ -18,6 +18,67 @@ def _distinct(values) -> str | None:
 
 def _some_distinct(values) -> str | None:
     return "give at least one value" if not values else _distinct(values)
+
+
+def _some(values) -> str | None:
+    return "give at least one value" if not values else None
+
+
+def _spacing(values) -> str | None:
+    # lib.data.preprocess.resample broadcasts it over the volume's three axes: one value or three.
+    if len(values) not in (1, 3):
+        return f"give one spacing in mm (every axis) or three (one per axis), not {len(values)}"
+    bad = [v for v in values if v <= 0]
+    return f"{bad[0]!r} is not a positive spacing" if bad else None
+
+
+def _rule_overrides(module: str, rule: str, extra: dict[str, type] | None = None):
+    """A check: every key overrides a field of the dataclass ``lib.explain.<module>.<rule>`` (or
+    is in ``extra``: {key: type}) with a value of that field's type, so that a typo or a wrong type
+    stops the run before training instead of at ``rule(**values)`` hours later."""
+
+    def check(values) -> str | None:
+        if not values:
+            return None  # the rule's defaults; skips the import
+        types = rule_fields(module, rule) | (extra or {})
+        for key, value in values.items():
+            if key not in types:
+                hint = did_you_mean(key, types) or f" (known: {', '.join(types)})"
+                return f"unknown key '{key}'{hint}"
+            problem = _rule_value(types[key], value)
+            if problem:
+                return f"'{key}': {problem}"
+        return None
+
+    return check
+
+
+def rule_fields(module: str, rule: str) -> dict[str, object]:
+    """{field: type annotation} of the dataclass ``lib.explain.<module>.<rule>``."""
+    # Imported here, not at the top: lib.explain pulls in pandas (about 0.6 s), which every
+    # params check and `python -m lib --help` would pay; only a file that overrides a rule does.
+    import dataclasses
+    import importlib
+    import typing
+
+    cls = getattr(importlib.import_module(f"lib.explain.{module}"), rule)
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _rule_value(annotation, value) -> str | None:
+    """Why ``value`` does not fit a rule field's annotation (float, int, bool, str or Literal), or None."""
+    import typing
+
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        return None if value in choices else f"{value!r} is not one of {', '.join(map(str, choices))}"
+    kind = {float: "float", int: "int", bool: "bool", str: "str"}[annotation]
+    try:
+        coerce(Field(kind), value)  # ints pass as floats; a bool is not a number; nan is not a float
+    except TypeError:
+        return f"expected {kind}, got {value!r}"
+    return None
 
 
 def _modality_sets(values) -> str | None:
@@ -88,7 +149,7 @@ DATA = {
     "normalisation": Field("str", default="zscore", choices=("zscore", "minmax", "p95", "none")),
     "crop": Field("str", default="brain_bbox", choices=("brain_bbox", "none")),
     "crop_margin": Field("int", default=2, minimum=0, help="voxels around the brain's bounding square"),
-    "target_spacing": Field("list[float]", default=None, nullable=True,
+    "target_spacing": Field("list[float]", default=None, nullable=True, check=_spacing,
                             help="resample to this voxel spacing in mm (one value or one per axis) first"),
     "slice_filter": Field("str", default="tumour", choices=("all", "brain", "tumour")),
     "filter_region": Field("str", default="WT", choices=("ET", "TC", "WT")),
@@ -109,7 +170,7 @@ STUDY_A = {
     **COMMON,
     **DATA,
     "target": Field("str", choices=("ET", "TC", "WT"), help="region segmented by this run"),
-    "seeds": Field("list[int]", default=[0, 1, 2], check=_distinct, help="one ODE model per seed"),
+    "seeds": Field("list[int]", default=[0, 1, 2], minimum=0, check=_some_distinct, help="one ODE model per seed"),
     "split_seed": Field("int", default=0, minimum=0, help="seed of the 8:2 patient-level split"),
     "test_fraction": Field("float", default=0.2, minimum=0.05, maximum=0.5),
     "training_cache_dir": Field("str", default=None, nullable=True,
@@ -122,7 +183,7 @@ STUDY_A = {
     "ode_train_steps": Field("int", default=10, minimum=1, help="RK4 steps on [0, 1] in training (the grid is the step)"),
     "ode_sensitivity": Field("str", default="adjoint", choices=("adjoint", "autograd")),
     # A labelled variant beside the paper's model, trained and explained in its own section.
-    "variant_per_modality_seeds": Field("list[int]", default=[],
+    "variant_per_modality_seeds": Field("list[int]", default=[], minimum=0, check=_distinct,
                                         help="seeds of a variant ODE (not in the paper) whose vector field is one "
                                              "U-Net per modality, each seeing only its own channel, so Eq. (6)-(7) "
                                              "attribute to modalities, not mixed channels ([] skips it)"),
@@ -139,14 +200,17 @@ STUDY_A = {
     "ode_prior_bias": Field("bool", default=False, help="initialise the readout bias to the prior log-odds"),
     # explanation (Eq. 5-7) and the measures that do not depend on channel identity
     "render_frames": Field("int", default=101, minimum=2, help="frames of I_t on [0, 1]; 101 = the paper's 0.01 step"),
-    "figure_times": Field("list[float]", default=[0.0, 0.3, 0.5, 0.8, 1.0]),
+    "figure_times": Field("list[float]", default=[0.0, 0.3, 0.5, 0.8, 1.0], minimum=0.0, maximum=1.0, check=_some,
+                          help="stage times in [0, 1] shown in the flow figures (the nearest rendered frame)"),
     "flow_batch_size": Field("int", default=8, minimum=1),
-    "acc_rule": Field("dict[str,scalar]", default={}, help="overrides of lib.explain.acc.ACCRule"),
+    "acc_rule": Field("dict[str,scalar]", default={}, check=_rule_overrides("acc", "ACCRule"),
+                      help="overrides of lib.explain.acc.ACCRule"),
     "acc_slices": Field("str", default="segmented", choices=("segmented", "all"),
                         help="test slices the ACC curves average over: those with a non-empty final segmentation "
                              "gamma, or all (lib.explain.acc.ACC_SLICES)"),
     "occlusion_fill": Field("str", default="zero", choices=("zero", "brain_mean")),
-    "occlusion_rule": Field("dict[str,scalar]", default={}, help="overrides of the occlusion key-modality rule"),
+    "occlusion_rule": Field("dict[str,scalar]", default={}, check=_rule_overrides("occlusion", "OcclusionRule"),
+                            help="overrides of lib.explain.occlusion.OcclusionRule"),
     "ig_steps": Field("int", default=16, minimum=2),
     "ig_max_slices": Field("int", default=32, minimum=1),
     "separability_max_pixels": Field("int", default=2_000_000, minimum=1000, nullable=True,
@@ -159,9 +223,13 @@ STUDY_A = {
                                      "null: 4 slices x ig_steps at once"),
     "ig_gradients": Field("str", default="autograd", choices=("autograd", "adjoint"),
                           help="input gradients for integrated gradients: exact through the RK4 solve, or the adjoint's"),
-    "attribution_rule": Field("dict[str,scalar]", default={}, help="overrides of the attribution key-modality rule"),
+    # 'tolerance' is not a field of the rule: lib.study_a.ode reads it for converged_slices.
+    "attribution_rule": Field("dict[str,scalar]", default={},
+                              check=_rule_overrides("attribution", "AttributionRule", {"tolerance": float}),
+                              help="overrides of lib.explain.attribution.AttributionRule, and the completeness "
+                                   "'tolerance' (default 0.05)"),
     # the paper's confirmation: U-Nets on subsets of modalities
-    "paper_key_modalities": Field("list[str]", choices=MODALITY_NAMES, check=_distinct,
+    "paper_key_modalities": Field("list[str]", choices=MODALITY_NAMES, check=_some_distinct,
                                   help="the key modalities the paper reports for this target"),
     "unet_base_width": Field("int", default=16, minimum=2),
     "unet_depth": Field("int", default=5, minimum=2, maximum=6),
@@ -185,7 +253,7 @@ STUDY_A = {
                                 "(unet_epochs is then the most it runs); null trains unet_epochs epochs"),
     "unet_val_fraction": Field("float", default=0.2, minimum=0.05, maximum=0.5,
                                help="share of each fold's training patients held out to stop on (with unet_patience)"),
-    "unet_seeds": Field("list[int]", default=[0], check=_some_distinct,
+    "unet_seeds": Field("list[int]", default=[0], minimum=0, check=_some_distinct,
                         help="U-Net training seeds for Table I; each patient's scores are averaged over them"),
     "cv_folds": Field("int", default=10, minimum=2, help="k-fold cross-validation inside the training set"),
     "alpha": Field("float", default=0.05, check=_open_unit_interval, help="significance level of the Wilcoxon tests"),
@@ -196,7 +264,9 @@ STUDY_A = {
     # robustness
     "permutation_swap": Field("list[str]", default=["t1ce", "flair"], choices=MODALITY_NAMES, check=_pair_or_empty,
                               help="two modalities whose files are swapped for the permutation check ([] skips it)"),
-    "permutation_seeds": Field("list[int]", default=[0]),
+    "permutation_seeds": Field("list[int]", default=[0], minimum=0, check=_distinct,
+                               help="ODE seeds trained on the renamed cohort ([] trains none; the U-Net "
+                                    "comparison still runs)"),
     "permutation_cv_folds": Field("int", default=None, nullable=True, minimum=2),
 }
 

@@ -189,3 +189,161 @@ def test_the_across_targets_page_names_its_runs_by_target(override, expected):
     with pytest.raises(ParamsError) as info:
         P.load(REPO_ROOT / "params/study_a/summary-smoke.yaml", override)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override, expected", [
+    # a typo or a wrong type in a rule used to pass and fail at ACCRule(**...) after training
+    ({"acc_rule": {"min_gapp": 0.1}}, "key 'acc_rule': unknown key 'min_gapp' (known: min_final, relative_to_best, "
+                                      "require_positive_slope, slope, slope_window, min_slope)"),
+    ({"acc_rule": {"min_fnal": 0.1}}, "key 'acc_rule': unknown key 'min_fnal' (did you mean 'min_final'?)"),
+    ({"acc_rule": {"min_final": "high"}}, "key 'acc_rule': 'min_final': expected float, got 'high'"),
+    ({"acc_rule": {"min_final": True}}, "key 'acc_rule': 'min_final': expected float, got True"),  # not a number
+    ({"acc_rule": {"require_positive_slope": 1}}, "key 'acc_rule': 'require_positive_slope': expected bool, got 1"),
+    ({"acc_rule": {"slope": "early"}}, "key 'acc_rule': 'slope': 'early' is not one of net, late"),
+    ({"occlusion_rule": {"retian": 0.9}}, "key 'occlusion_rule': unknown key 'retian' (did you mean 'retain'?)"),
+    ({"occlusion_rule": {"dice": "median"}}, "key 'occlusion_rule': 'dice': 'median' is not one of mean, pooled"),
+    ({"attribution_rule": {"min_slices": 2.5}}, "key 'attribution_rule': 'min_slices': expected int, got 2.5"),
+    ({"attribution_rule": {"tolerance": "tight"}}, "key 'attribution_rule': 'tolerance': expected float, got 'tight'"),
+])
+def test_rule_overrides_are_checked_against_the_rule_dataclasses(override, expected):
+    from lib.paths import REPO_ROOT
+
+    with pytest.raises(ParamsError) as info:
+        P.load(REPO_ROOT / "params/study_a/et-smoke.yaml", override)
+    assert str(info.value).endswith(expected) and "\n" not in str(info.value)
+
+
+def test_valid_rule_overrides_pass_and_build_their_rules():
+    from lib.explain.acc import ACCRule
+    from lib.explain.attribution import AttributionRule
+    from lib.explain.occlusion import OcclusionRule
+    from lib.paths import REPO_ROOT
+
+    out = P.load(REPO_ROOT / "params/study_a/et-smoke.yaml", {
+        "acc_rule": {"min_final": 1, "slope": "late"},  # an int is a float
+        "occlusion_rule": {"dice": "pooled", "retain": 0.8},
+        "attribution_rule": {"min_slices": 3, "tolerance": 0.1},  # tolerance: read by lib.study_a.ode
+    })
+    ACCRule(**out["acc_rule"]), OcclusionRule(**out["occlusion_rule"])
+    AttributionRule(**{k: v for k, v in out["attribution_rule"].items() if k != "tolerance"})
+
+
+@pytest.mark.parametrize("module, rule", [("acc", "ACCRule"), ("occlusion", "OcclusionRule"),
+                                          ("attribution", "AttributionRule")])
+def test_every_rule_field_has_a_type_the_check_knows(module, rule):
+    """A new field of another type would make the rule check fail with KeyError; each default
+    must pass its own field's check."""
+    import dataclasses
+    import importlib
+
+    from lib.schemas import _rule_value, rule_fields
+
+    cls = getattr(importlib.import_module(f"lib.explain.{module}"), rule)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for name, annotation in rule_fields(module, rule).items():
+        assert _rule_value(annotation, defaults[name]) is None, name
+
+
+def test_checking_a_shipped_file_does_not_import_the_explanation_code():
+    """The rule checks import lib.explain only for a file that overrides a rule (pandas: ~0.6 s)."""
+    import subprocess
+    import sys
+
+    from lib.paths import REPO_ROOT
+
+    code = ("import sys; from lib import params; params.load('params/study_a/et-default.yaml'); "
+            "print(sorted(m for m in ('lib.explain', 'pandas', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("override, expected", [
+    # resample broadcasts target_spacing over a volume's three axes, and divides by it
+    ({"target_spacing": [0]}, "key 'target_spacing': 0.0 is not a positive spacing"),
+    ({"target_spacing": [-2]}, "key 'target_spacing': -2.0 is not a positive spacing"),
+    ({"target_spacing": [1, 2, 3, 4]}, "key 'target_spacing': give one spacing in mm (every axis) or three "
+                                       "(one per axis), not 4"),
+    ({"target_spacing": []}, "key 'target_spacing': give one spacing in mm (every axis) or three "
+                             "(one per axis), not 0"),
+    # seeds feed np.random.default_rng, which refuses negative seeds (after the data is loaded)
+    ({"seeds": [-1]}, "key 'seeds': -1 is below the minimum 0"),
+    ({"seeds": []}, "key 'seeds': give at least one value"),  # would train no ODE at all
+    ({"unet_seeds": [0, -1]}, "key 'unet_seeds': -1 is below the minimum 0"),
+    ({"variant_per_modality_seeds": [-1]}, "key 'variant_per_modality_seeds': -1 is below the minimum 0"),
+    ({"variant_per_modality_seeds": [1, 1]}, "key 'variant_per_modality_seeds': values must be distinct"),
+    ({"permutation_seeds": [-1]}, "key 'permutation_seeds': -1 is below the minimum 0"),
+    ({"permutation_seeds": [0, 0]}, "key 'permutation_seeds': values must be distinct"),
+    ({"paper_key_modalities": []}, "key 'paper_key_modalities': give at least one value"),
+    # stage times of the flow figures: the flow runs on [0, 1]
+    ({"figure_times": [5.0]}, "key 'figure_times': 5.0 is above the maximum 1.0"),
+    ({"figure_times": [0.5, -0.1]}, "key 'figure_times': -0.1 is below the minimum 0.0"),
+    ({"figure_times": []}, "key 'figure_times': give at least one value"),
+])
+def test_study_a_list_values_are_checked_element_by_element(override, expected):
+    from lib.paths import REPO_ROOT
+
+    with pytest.raises(ParamsError) as info:
+        P.load(REPO_ROOT / "params/study_a/et-smoke.yaml", override)
+    assert str(info.value).endswith(expected)
+
+
+def test_valid_list_values_pass():
+    from lib.paths import REPO_ROOT
+
+    path = REPO_ROOT / "params/study_a/et-smoke.yaml"
+    for spacing in (None, [1.5], [1, 1, 2.5]):
+        assert P.load(path, {"target_spacing": spacing})["target_spacing"] == spacing
+    out = P.load(path, {"seeds": [3], "variant_per_modality_seeds": [], "permutation_seeds": [],
+                        "figure_times": [0, 1]})
+    assert out["seeds"] == [3] and out["figure_times"] == [0.0, 1.0]
+
+
+def test_errors_name_the_file_or_override_that_gave_the_key(tmp_path, monkeypatch):
+    (tmp_path / "base.yaml").write_text("study: data\nprofile: default\nimage_sise: 48\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub/child.yaml").write_text("extends: ../base.yaml\nprofile: smoke\n")
+    monkeypatch.chdir(tmp_path)  # relative names stay relative, as the user typed them
+    with pytest.raises(ParamsError) as info:
+        P.load("sub/child.yaml")
+    assert str(info.value) == "base.yaml: unknown key 'image_sise' (did you mean 'image_size'?)"
+    (tmp_path / "base.yaml").write_text("study: data\nprofile: default\nimage_size: big\n")
+    with pytest.raises(ParamsError) as info:
+        P.load("sub/child.yaml")
+    assert str(info.value) == "base.yaml: key 'image_size': expected int, got 'big'"
+    # the child's value replaces the base's, and so does the message's source
+    with pytest.raises(ParamsError) as info:
+        P.load("sub/child.yaml", {"image_size": 8})
+    assert str(info.value) == "sub/child.yaml (--set): key 'image_size': 8 is below the minimum 16"
+    with pytest.raises(ParamsError) as info:
+        P.load("sub/child.yaml", dict([P.parse_override("image_sise=32")]))
+    assert str(info.value) == "sub/child.yaml (--set): unknown key 'image_sise' (did you mean 'image_size'?)"
+    (tmp_path / "sub/child.yaml").write_text("extends: ../base.yaml\nprofile: smoke\nimage_size: 4\n")
+    with pytest.raises(ParamsError) as info:
+        P.load("sub/child.yaml")
+    assert str(info.value) == "sub/child.yaml: key 'image_size': 4 is below the minimum 16"
+
+
+def test_a_missing_base_file_is_reported_against_the_file_that_extends_it(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: nonexist.yaml\nstudy: data\nprofile: smoke\n")
+    with pytest.raises(ParamsError) as info:
+        P.load(child)
+    assert str(info.value) == f"{child}: key 'extends': base file nonexist.yaml not found"
+
+
+def test_float_keys_accept_exponent_text_but_not_nan_or_inf(tmp_path):
+    """YAML 1.1 reads 1e-3 as text; a float key takes it as the number it spells."""
+    from lib.paths import REPO_ROOT
+
+    assert P.validate({"study": "x", "lr": "1e-3"}, SCHEMA, "f.yaml")["lr"] == 0.001
+    for text in ("nan", "inf", "-Infinity", "1e-3x", "0x10"):
+        with pytest.raises(ParamsError) as info:
+            P.validate({"study": "x", "lr": text}, SCHEMA, "f.yaml")
+        assert str(info.value) == f"f.yaml: key 'lr': expected float, got {text!r}"
+    smoke = REPO_ROOT / "params/study_a/et-smoke.yaml"
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {smoke}\node_lr: 1e-3\nfigure_times: [0, 5e-1]\nacc_rule: {{min_final: 2E-1}}\n")
+    out = P.load(child)
+    assert out["ode_lr"] == 0.001 and out["figure_times"] == [0.0, 0.5] and out["acc_rule"] == {"min_final": 0.2}
+    assert P.load(smoke, dict([P.parse_override("ode_lr=1e-3")]))["ode_lr"] == 0.001

@@ -237,6 +237,22 @@ def test_verdict_rows_count_seeds():
     assert by.loc["U-Net subset comparison (Table I)", "verdict"] == "agrees"
 
 
+def test_seeds_naming_one_set_in_different_orders_count_as_one_key_set():
+    from lib.study_a.verdict import seed_agreement
+
+    def result(key):
+        return KeyModalityResult(method="m", key=tuple(key), scores={}, reasons="", params={})
+
+    seeds = [result(["t2", "flair"]), result(["flair", "t2"]), result(["t1ce"])]  # keys ranked by score
+    tally = seed_agreement(seeds, ("flair", "t2"))
+    assert tally["keys"] == {"flair+t2": 2, "t1ce": 1}
+    assert tally["most_frequent"] == "flair+t2" and tally["most_frequent_n"] == 2 and tally["agree_n"] == 2
+    rows = verdict_rows("WT", ("flair", "t2"), "planted", {"occ": seeds}, ("agrees", "text")).set_index("measure")
+    assert rows.loc["occ", "key modalities (seeds)"] == "flair+t2 (2/3), t1ce (1/3)"
+    # equally frequent sets: the earliest seed's
+    assert seed_agreement([result(["t1"]), result(["t1ce"])], None)["most_frequent"] == "t1"
+
+
 def test_top_ranked_reading():
     from lib.study_a.verdict import top_ranked
 

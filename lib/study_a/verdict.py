@@ -50,9 +50,16 @@ def top_ranked(result: KeyModalityResult) -> KeyModalityResult:
                              params={"reading": "top-ranked"})
 
 
+def key_set_label(key: Sequence[str]) -> str:
+    """`key_label` of the set: names sorted, so that seeds naming the same modalities in another
+    order of score (t2+flair, flair+t2) count as one key set."""
+    return key_label(tuple(sorted(key)))
+
+
 def seed_agreement(results: Sequence[KeyModalityResult], truth: Sequence[str] | None) -> dict:
-    """How many seeds give each key set, the most frequent one, and how many agree with ``truth``."""
-    counts = Counter(key_label(r.key) for r in results)
+    """How many seeds give each key set (`key_set_label`), the most frequent one (between equally
+    frequent sets, the one of the earliest seed), and how many agree with ``truth``."""
+    counts = Counter(key_set_label(r.key) for r in results)
     modal, modal_n = counts.most_common(1)[0] if counts else ("no verdict", 0)
     out = {"seeds": len(results), "keys": dict(counts), "most_frequent": modal, "most_frequent_n": modal_n}
     if truth is not None:

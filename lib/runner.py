@@ -146,12 +146,23 @@ def _remove_stale_temporaries(study_dir: Path, name: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def read_chapter(script: Path) -> str:
+    """The chapter's source text; RunError (one line naming the file) when it is missing or
+    unreadable, before anything is prepared or written."""
+    if not script.is_file():
+        raise RunError(f"{display(script)}: chapter not found")
+    try:
+        return script.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else (err.strerror or type(err).__name__)
+        raise RunError(f"{display(script)}: cannot read the chapter ({reason})") from None
+
+
 def notebook_from_script(script: Path):
     """Read a jupytext percent-format chapter into a notebook node."""
     import jupytext
 
-    if not script.is_file():
-        raise RunError(f"{display(script)}: chapter not found")
+    read_chapter(script)
     nb = jupytext.read(script)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     nb.metadata.setdefault("language_info", {"name": "python"})
@@ -281,6 +292,7 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
     still to be made, a cohort that cannot be used, or an unfinished source run is listed in
     ``unknown`` instead."""
     script = Path(script)
+    chapter_text = read_chapter(script)
     params = params_mod.load(params_file, overrides)
     from lib.data.cohort import CohortError
     from lib.data.validate import InvalidCohortError
@@ -300,7 +312,6 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
             raise
         unknown.append("a run it reads (source_runs) has no finished result")
         sources_fingerprint = None
-    chapter_text = script.read_text(encoding="utf-8")
     benchmarks_fingerprint = benchmark_scripts_fingerprint(chapter_text)
     parts = {"chapter": chapter_text, "params": params_mod.dump(params), "lib": lib_source_fingerprint(),
              "data": data_fingerprint or ""}
@@ -558,7 +569,8 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
     ``alone: true`` (with ``--jobs`` > 1 the run waits for the others and runs with nothing beside
     it: a page that times something must not share the CPU) and ``needs: [page, ...]`` (pages
     earlier in the plan whose runs must have finished before this one starts: it reads their
-    results)."""
+    results). Each entry's notebook and parameter file must exist (relative to the repository),
+    so that a plan naming a missing one stops before any page runs."""
     import yaml
 
     path = Path(path)
@@ -573,6 +585,10 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
     for i, entry in enumerate(runs):
         if not isinstance(entry, dict) or not {"notebook", "params", "page"} <= set(entry):
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}] needs keys notebook, params, page")
+        for key in ("notebook", "params", "page"):
+            if not isinstance(entry[key], str) or not entry[key].strip():
+                raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key '{key}': expected a non-empty text, "
+                                             f"got {entry[key]!r}")
         unknown = sorted(set(entry) - {"notebook", "params", "page", "alone", "needs"})
         if unknown:
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: unknown key {unknown[0]!r} "
@@ -590,9 +606,31 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
         if missing:
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'needs': {missing[0]!r} is not a page "
                                          "earlier in the plan")
-        out.append({"notebook": entry["notebook"], "params": entry["params"].format(profile=profile),
+        params_file = _plan_params_file(path, i, entry["params"], profile)
+        for key, file in (("notebook", entry["notebook"]), ("params", params_file)):
+            if not (REPO_ROOT / file).is_file():
+                raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key '{key}': {display(REPO_ROOT / file)} "
+                                             "not found")
+        out.append({"notebook": entry["notebook"], "params": params_file,
                     "page": entry["page"], "alone": alone, "needs": list(needs)})
     return out
+
+
+PLAN_PLACEHOLDERS = ("profile",)
+
+
+def _plan_params_file(plan: Path, index: int, template: str, profile: str) -> str:
+    """A plan entry's ``params`` with ``{profile}`` replaced; ParamsError naming the plan, the
+    entry and the placeholder when the template names another one or is malformed."""
+    known = ", ".join(f"{{{name}}}" for name in PLAN_PLACEHOLDERS)
+    try:
+        return template.format(profile=profile)
+    except KeyError as err:
+        raise params_mod.ParamsError(f"{display(plan)}: runs[{index}]: key 'params': unknown placeholder "
+                                     f"{{{err.args[0]}}} in {template!r} (known: {known})") from None
+    except (IndexError, ValueError, AttributeError, TypeError):
+        raise params_mod.ParamsError(f"{display(plan)}: runs[{index}]: key 'params': {template!r} is not a valid "
+                                     f"template (placeholders: {known}; write {{{{ and }}}} for a brace)") from None
 
 
 def run_book(plan_file: str | Path, profile: str = "default", force: bool = False,

@@ -44,3 +44,14 @@ def test_a_run_refuses_an_invalid_cohort_and_writes_nothing(make_cohort, tmp_pat
     with pytest.raises(InvalidCohortError, match=r"_seg.nii.gz: unreadable"):
         runner.run(REPO_ROOT / "book/data.py", params, results_root=results, log_output=False)
     assert not results.exists()
+
+
+def test_a_missing_chapter_or_a_placeholder_typo_is_one_line_and_exits_2(tmp_path):
+    out = _cli("run", "book/nope.py", "--params", "params/data/smoke.yaml")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: book/nope.py: chapter not found"]
+    plan = tmp_path / "book.yml"
+    plan.write_text((REPO_ROOT / "params/book.yml").read_text().replace("params/data/{profile}", "params/data/{profle}"))
+    out = _cli("book", "--dry-run", "--plan", str(plan))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"error: {plan}: runs[0]: key 'params': unknown placeholder {{profle}} in 'params/data/{{profle}}.yaml' "
+        "(known: {profile})"]

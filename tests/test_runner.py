@@ -388,3 +388,67 @@ def test_book_status_says_a_page_cannot_run_when_a_page_it_needs_cannot(toy, mon
     assert runner.cannot_run(toy_reasons) and toy_reasons[-1].endswith("data_dir does not exist (data_source: folder)")
     assert runner.cannot_run(reader_reasons) and reader_reasons[-1] == "it will not start: it reads toy, which cannot run"
     assert not runner.cannot_run(["its parameters changed"])
+
+
+
+
+
+def test_a_missing_chapter_is_one_line_before_anything_is_prepared(toy, monkeypatch):
+    chapter, params, results = toy
+    prepared = []
+    monkeypatch.setattr(runner, "prepare_inputs", lambda p: prepared.append(p))
+    missing = chapter.with_name("nope.py")
+    for call in (lambda: runner.run(missing, params, results_root=results, log_output=False),
+                 lambda: runner.check_run(missing, params, results_root=results)):
+        with pytest.raises(runner.RunError) as info:  # was FileNotFoundError from read_text
+            call()
+        assert str(info.value) == f"{missing}: chapter not found"
+    assert prepared == [] and not results.exists()
+    chapter.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(runner.RunError, match=r"toy.py: cannot read the chapter \(not UTF-8 text\)"):
+        runner.check_run(chapter, params, results_root=results)
+
+
+def test_a_book_plan_naming_a_missing_file_stops_before_any_page(toy, tmp_path):
+    chapter, params, results = toy
+    plan = tmp_path / "book.yml"
+    missing = chapter.with_name("nope.py")
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n"
+                    f"  - {{notebook: {missing}, params: {params}, page: gone}}\n")
+    for call in (lambda: runner.load_book_plan(plan, "smoke"), lambda: runner.book_status(plan, "smoke", results_root=results)):
+        with pytest.raises(ParamsError) as info:
+            call()
+        assert str(info.value) == f"{plan}: runs[1]: key 'notebook': {missing} not found"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: '{tmp_path}/toy-{{profile}}.yaml', page: toy}}\n")
+    assert runner.load_book_plan(plan, "smoke")[0]["params"] == str(params)
+    with pytest.raises(ParamsError, match=r"runs\[0\]: key 'params': .*toy-paper.yaml not found"):
+        runner.load_book_plan(plan, "paper")
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("template, message", [
+    ("params/data/{profle}.yaml", "runs[0]: key 'params': unknown placeholder {profle} in "
+                                  "'params/data/{profle}.yaml' (known: {profile})"),
+    ("params/data/{0}.yaml", "runs[0]: key 'params': 'params/data/{0}.yaml' is not a valid template"),
+    ("params/data/{.yaml", "runs[0]: key 'params': 'params/data/{.yaml' is not a valid template"),
+    ("params/data/{profile.x}.yaml", "is not a valid template (placeholders: {profile}; write {{ and }} for a brace)"),
+])
+def test_a_book_plan_placeholder_typo_is_one_line_naming_the_plan_entry_and_placeholder(tmp_path, template, message):
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: book/data.py, params: '{template}', page: data}}\n")
+    with pytest.raises(ParamsError) as info:  # was KeyError: 'profle'
+        runner.load_book_plan(plan, "smoke")
+    assert str(info.value).startswith(f"{plan}: ") and message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{notebook: book/data.py, params: 3, page: data}", "runs[0]: key 'params': expected a non-empty text, got 3"),
+    ("{notebook: [book/data.py], params: p.yaml, page: data}", "runs[0]: key 'notebook': expected a non-empty text"),
+    ("{notebook: book/data.py, params: p.yaml, page: ''}", "runs[0]: key 'page': expected a non-empty text, got ''"),
+])
+def test_a_book_plan_entry_that_is_not_text_is_one_line(tmp_path, entry, message):
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {entry}\n")
+    with pytest.raises(ParamsError) as info:
+        runner.load_book_plan(plan, "smoke")
+    assert message in str(info.value)

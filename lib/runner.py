@@ -269,15 +269,17 @@ class RunInputs:
 
 
 def _phantom_to_generate(params: Mapping[str, Any]) -> list[str]:
-    """The phantom folders a run would (re)generate before running: none for real data."""
+    """The phantom folders a run would (re)generate before running: none for real data. Raises
+    CohortError where the run would stop instead (a data_dir that cannot hold a phantom)."""
     if params.get("data_source") != "phantom":
         return []
-    from lib.data.cohort import phantom_spec, tumour_free_twin
+    from lib.data.cohort import check_phantom_place, cohort_root, phantom_spec, tumour_free_twin
     from lib.data.phantom import is_same_phantom
 
     pending = []
     for p in [params] + [t for t in [tumour_free_twin(params)] if t is not None]:
-        root = resolve(p["data_dir"])
+        root = cohort_root(p)
+        check_phantom_place(root)
         if not is_same_phantom(root, phantom_spec(p)):
             pending.append(f"the phantom cohort {display(root)} will be generated")
     return pending
@@ -297,8 +299,9 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
     from lib.data.cohort import CohortError
     from lib.data.validate import InvalidCohortError
 
-    unknown = [] if prepare else _phantom_to_generate(params)
+    unknown: list[str] = []
     try:
+        unknown += [] if prepare else _phantom_to_generate(params)
         data_fingerprint = None if unknown else prepare_inputs(params)
     except (CohortError, InvalidCohortError) as err:  # one line naming the folder and what is wrong
         if prepare:

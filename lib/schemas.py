@@ -7,6 +7,7 @@ block per study. Defaults are the paper's settings where the paper states one.
 from __future__ import annotations
 
 from lib.params import Field, Relation, coerce, did_you_mean
+from lib.paths import home_problem
 
 MODALITY_NAMES = ("t1", "t1ce", "t2", "flair")
 PROFILES = ("smoke", "default", "paper")
@@ -131,10 +132,12 @@ COMMON = {
     "num_threads": Field("int", default=None, nullable=True, minimum=1, help="torch CPU threads"),
 }
 
+# Folder keys are checked with home_problem: a '~user' naming no home folder is refused when the
+# file is read, naming the key, instead of failing later wherever the path is first used.
 DATA = {
     "data_source": Field("str", default="phantom", choices=("phantom", "folder"),
                          help="phantom: the embedded synthetic cohort (generated if missing); folder: your BraTS copy"),
-    "data_dir": Field("str", default="data/phantom-default", help="cohort folder (relative to the repository root or absolute)"),
+    "data_dir": Field("str", default="data/phantom-default", check=home_problem, help="cohort folder (relative to the repository root or absolute)"),
     "phantom_subjects": Field("int", default=40, minimum=2),
     "phantom_seed": Field("int", default=2020, minimum=0),
     "phantom_resolution_mm": Field("float", default=2.0, minimum=0.5, maximum=8.0),
@@ -155,7 +158,7 @@ DATA = {
     "filter_region": Field("str", default="WT", choices=("ET", "TC", "WT")),
     "min_region_pixels": Field("int", default=1, minimum=0),
     "max_slices_per_subject": Field("int", default=None, nullable=True, minimum=1),
-    "cache_dir": Field("str", default="data/cache"),
+    "cache_dir": Field("str", default="data/cache", check=home_problem),
 }
 
 DATA_CHAPTER = {
@@ -173,7 +176,7 @@ STUDY_A = {
     "seeds": Field("list[int]", default=[0, 1, 2], minimum=0, check=_some_distinct, help="one ODE model per seed"),
     "split_seed": Field("int", default=0, minimum=0, help="seed of the 8:2 patient-level split"),
     "test_fraction": Field("float", default=0.2, minimum=0.05, maximum=0.5),
-    "training_cache_dir": Field("str", default=None, nullable=True,
+    "training_cache_dir": Field("str", default=None, nullable=True, check=home_problem,
                                 help="folder of trained weights kept by everything that determined them "
                                      "(lib.training_cache), so a run stopped part-way does not train its finished "
                                      "models again; null trains every model"),
@@ -291,7 +294,9 @@ def _target_runs(values) -> str | None:
     if unknown:
         return f"{unknown[0]!r} is not a study A target (ET, TC, WT)"
     empty = [k for k, v in values.items() if not v.strip()]
-    return f"the run folder of {empty[0]} is empty" if empty else None
+    if empty:
+        return f"the run folder of {empty[0]} is empty"
+    return next((f"{k}: {problem}" for k, v in values.items() if (problem := home_problem(v))), None)
 
 
 # Study A across its targets (book/study_a_summary.py): no data and no training; it reads the

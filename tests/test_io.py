@@ -42,3 +42,18 @@ def test_folder_for_key_names_the_key_when_the_path_cannot_be_a_folder(tmp_path)
     with pytest.raises(ValueError) as info:
         folder_for_key("cache_dir", a_file / "cohorts")
     assert str(info.value).startswith("key 'cache_dir': ") and "cannot be used as a folder" in str(info.value)
+
+
+NO_SUCH_USER = "~no-such-user-s29x"  # '~user' naming no account: pathlib raises RuntimeError
+
+
+def test_a_home_folder_that_cannot_be_found_is_a_one_line_error_naming_the_key():
+    from lib.paths import folder_for_key, home_problem, resolve
+
+    assert home_problem("data/cache") is None and home_problem("/abs/~x") is None
+    assert "no home folder is known for user 'no-such-user-s29x'" in home_problem(f"{NO_SUCH_USER}/cache")
+    with pytest.raises(ValueError, match=r"^~no-such-user-s29x/cache: cannot expand '~no-such-user-s29x'"):
+        resolve(f"{NO_SUCH_USER}/cache")
+    with pytest.raises(ValueError) as info:
+        folder_for_key("cache_dir", f"{NO_SUCH_USER}/cache")
+    assert str(info.value).startswith("key 'cache_dir': ") and "\n" not in str(info.value)

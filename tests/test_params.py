@@ -347,3 +347,20 @@ def test_float_keys_accept_exponent_text_but_not_nan_or_inf(tmp_path):
     out = P.load(child)
     assert out["ode_lr"] == 0.001 and out["figure_times"] == [0.0, 0.5] and out["acc_rule"] == {"min_final": 0.2}
     assert P.load(smoke, dict([P.parse_override("ode_lr=1e-3")]))["ode_lr"] == 0.001
+
+
+@pytest.mark.parametrize("params_file, override, key", [
+    ("params/data/smoke.yaml", {"data_dir": "~no-such-user-s29x"}, "data_dir"),
+    ("params/data/smoke.yaml", {"cache_dir": "~no-such-user-s29x/cache"}, "cache_dir"),
+    ("params/study_a/et-smoke.yaml", {"training_cache_dir": "~no-such-user-s29x/t"}, "training_cache_dir"),
+    ("params/study_a/summary-smoke.yaml", {"source_runs": {"ET": "~no-such-user-s29x/et"}}, "source_runs"),
+])
+def test_a_folder_under_an_unknown_home_is_refused_naming_the_key(params_file, override, key):
+    # pathlib's expanduser raised RuntimeError("Could not determine home directory.") wherever the
+    # path was first used; the file is refused when read instead, naming the key.
+    from lib.paths import REPO_ROOT
+
+    with pytest.raises(ParamsError) as info:
+        P.load(REPO_ROOT / params_file, override)
+    assert f"key '{key}': " in str(info.value) and "cannot expand '~no-such-user-s29x'" in str(info.value)
+    assert "\n" not in str(info.value)

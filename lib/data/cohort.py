@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -60,17 +61,32 @@ def tumour_free_twin(params: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**params, "phantom_contrast_gain": gain, "data_dir": f"{params['data_dir']}-twin-{'-'.join(names)}"}
 
 
-def ensure_phantom(root: Path, spec) -> None:
-    """Generate the phantom at ``root`` unless the same phantom (spec and generator version) is
-    already there. Another phantom there is regenerated (it is a reproducible build product);
-    a folder that is not a phantom is never touched."""
-    from lib.data.phantom import generate_cohort, is_same_phantom, read_phantom_spec
+def check_phantom_place(root: Path) -> None:
+    """CohortError (one line) unless a phantom can be generated or kept at ``root``: not a file,
+    not inside a file, not a non-empty folder that is not a phantom (never touched)."""
+    from lib.data.phantom import read_phantom_spec
 
-    if root.exists() and is_same_phantom(root, spec):
-        return
+    if root.exists() and not root.is_dir():
+        raise CohortError(f"{display(root)}: data_dir is a file, not a folder (data_source: phantom); "
+                          "choose another data_dir")
+    in_a_file = next((parent for parent in root.parents if parent.exists() and not parent.is_dir()), None)
+    if in_a_file is not None:
+        raise CohortError(f"{display(in_a_file)}: is a file, not a folder, so data_dir {display(root)} cannot be "
+                          "made (data_source: phantom); choose another data_dir")
     if root.exists() and any(root.iterdir()) and read_phantom_spec(root) is None:
         raise CohortError(f"{display(root)}: exists but is not a phantom cohort (no valid phantom.json); "
                           "set data_source: folder to use it, or choose another data_dir")
+
+
+def ensure_phantom(root: Path, spec) -> None:
+    """Generate the phantom at ``root`` unless the same phantom (spec and generator version) is
+    already there. Another phantom there is regenerated (it is a reproducible build product);
+    a folder that is not a phantom is never touched (see :func:`check_phantom_place`)."""
+    from lib.data.phantom import generate_cohort, is_same_phantom
+
+    check_phantom_place(root)
+    if root.exists() and is_same_phantom(root, spec):
+        return
     verb = "regenerating" if root.exists() else "generating"
     print(f"{verb} the synthetic phantom cohort in {display(root)} ({spec.n_subjects} subjects)", flush=True)
     generate_cohort(root, spec, overwrite=True)
@@ -85,6 +101,31 @@ def quick_key(root: Path, extra: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+def cohort_root(params: Mapping[str, Any]) -> Path:
+    """The folder ``data_dir`` names (see :func:`lib.paths.resolve`); CohortError naming the key
+    when it cannot be worked out."""
+    try:
+        return resolve(params["data_dir"])
+    except ValueError as err:
+        raise CohortError(f"key 'data_dir': {err}") from None
+
+
+def read_memo(memo: Path) -> str | None:
+    """The fingerprint a cohort check file (written after validation) records, or None when it
+    is absent or damaged (not JSON, not a mapping, not marked valid, or no sha256 hex
+    fingerprint): the cohort is then validated again, never trusted on a damaged record."""
+    try:
+        record = io.read_json(memo)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("valid") is not True:
+        return None
+    fingerprint = record.get("fingerprint")
+    if not isinstance(fingerprint, str) or not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+        return None
+    return fingerprint
+
+
 def prepare_cohort(params: Mapping[str, Any]) -> Cohort:
     """Generate (phantom) or locate the cohort, validate it, and fingerprint it.
 
@@ -95,10 +136,12 @@ def prepare_cohort(params: Mapping[str, Any]) -> Cohort:
     from lib.data.layout import discover
     from lib.data.validate import require_valid
 
-    root = resolve(params["data_dir"])
+    root = cohort_root(params)
     synthetic = params["data_source"] == "phantom"
     if synthetic:
         ensure_phantom(root, phantom_spec(params))
+    elif root.exists() and not root.is_dir():
+        raise CohortError(f"{display(root)}: data_dir is a file, not a folder (data_source: folder)")
     elif not root.is_dir():
         raise CohortError(f"{display(root)}: data_dir does not exist (data_source: folder)")
     else:
@@ -112,13 +155,13 @@ def prepare_cohort(params: Mapping[str, Any]) -> Cohort:
     except ValueError as err:
         raise CohortError(str(err)) from None
     memo = cache_root / "cohorts" / f"{quick_key(root, asked)}.json"
-    if memo.is_file():
+    fingerprint = read_memo(memo)
+    if fingerprint is not None:
         try:
-            fingerprint = io.read_json(memo)["fingerprint"]
             subjects = discover(root, modalities=tuple(params["modalities"]))
             return Cohort(root, subjects, fingerprint, synthetic)
         except (ValueError, KeyError):
-            pass  # a damaged memo is ignored and rebuilt
+            pass  # validated again below, which says what is wrong
     subjects = require_valid(root, modalities=tuple(params["modalities"]), label_convention=params["label_convention"])
     fingerprint = cohort_fingerprint(root)
     io.write_json(memo, {"root": str(root), "fingerprint": fingerprint, "valid": True, **asked})

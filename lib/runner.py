@@ -134,7 +134,7 @@ def read_complete_manifest(result_dir: Path) -> dict[str, Any] | None:
         manifest = io.read_json(result_dir / MANIFEST)
     except (OSError, ValueError):
         return None
-    if manifest.get("status") != "complete" or not (result_dir / SUMMARY).is_file():
+    if not isinstance(manifest, dict) or manifest.get("status") != "complete" or not (result_dir / SUMMARY).is_file():
         return None
     return manifest
 
@@ -199,20 +199,26 @@ def prepare_inputs(params: Mapping[str, Any]) -> str | None:
     return fingerprint if twin is None else _sha256_text(fingerprint, prepare_cohort(twin).fingerprint)
 
 
-def source_runs_fingerprint(params: Mapping[str, Any]) -> str | None:
+def source_runs_fingerprint(params: Mapping[str, Any], *, restore: bool = True) -> str | None:
     """For a chapter that reads other runs' results (``source_runs: {label: folder}``): the hash of
     their manifests, so that it re-runs when any of them is re-run. None when it reads none.
-    Raises RunError naming the first folder that is not a finished run."""
+    Raises RunError naming the first folder that is not a finished run.
+
+    A source run stopped between the two renames of its swap is first put back, as a run of
+    it would (``restore=True``); ``restore=False`` (a dry run) reads it where it is, moving nothing."""
     sources = params.get("source_runs")
     if not sources:
         return None
     parts = []
     for label, folder in sorted(sources.items()):
         path = resolve(folder)
-        if read_complete_manifest(path) is None:
+        if restore:
+            _recover_interrupted_swap(path)
+        found = path if restore else previous_result_dir(path)
+        if read_complete_manifest(found) is None:
             raise RunError(f"{display(path)}: not a finished run (no complete {MANIFEST}), named by "
                            f"source_runs.{label}; run it first")
-        parts += [label, (path / MANIFEST).read_text(encoding="utf-8")]
+        parts += [label, (found / MANIFEST).read_text(encoding="utf-8")]
     return _sha256_text(*parts)
 
 
@@ -309,7 +315,7 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
         unknown.append(f"{WILL_STOP}{err}")
         data_fingerprint = None
     try:
-        sources_fingerprint = source_runs_fingerprint(params)
+        sources_fingerprint = source_runs_fingerprint(params, restore=prepare)
     except RunError:
         if prepare:
             raise
@@ -333,7 +339,7 @@ def check_run(script: str | Path, params_file: str | Path, overrides: Mapping[st
     first time validates it and keeps its fingerprint under ``cache_dir``; a cohort that cannot
     be used is a reason (``WILL_STOP``), not an error."""
     inputs = run_inputs(script, params_file, overrides, results_root=results_root, prepare=False)
-    previous = read_complete_manifest(inputs.final_dir)
+    previous = read_complete_manifest(previous_result_dir(inputs.final_dir))  # as run, restoring nothing
     if previous is None:
         return [f"no finished result in {display(inputs.final_dir)}", *inputs.unknown]
     if inputs.unknown:
@@ -482,18 +488,39 @@ def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], s
     nbformat.write(nb, str(path))
 
 
+def _interrupted_swap(final_dir: Path) -> tuple[Path | None, list[Path]]:
+    """What a :func:`_swap_into_place` stopped between its two renames left beside ``final_dir``:
+    ``(restore, leftovers)``. ``restore`` is the ``.<name>.old-<pid>`` folder holding the previous
+    complete result when ``final_dir`` is missing (else None); ``leftovers`` the other old folders.
+    A folder whose runner is still alive is in neither. Looks only: changes nothing."""
+    restore, leftovers = None, []
+    for old in sorted(final_dir.parent.glob(f".{final_dir.name}.old-*")):
+        if io.held_by_another_process(old):
+            continue
+        if restore is None and not final_dir.exists() and read_complete_manifest(old) is not None:
+            restore = old
+        else:
+            leftovers.append(old)
+    return restore, leftovers
+
+
+def previous_result_dir(final_dir: Path) -> Path:
+    """Where ``run`` finds the previous result of ``final_dir``: the folder itself, or the old
+    folder of an interrupted swap that it would put back first (see :func:`_interrupted_swap`)."""
+    restore, _ = _interrupted_swap(final_dir)
+    return restore or final_dir
+
+
 def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = print) -> None:
     """Undo a :func:`_swap_into_place` stopped between its two renames (the previous complete
     result is then only in ``.<name>.old-<pid>``): put it back; drop leftovers once ``final_dir``
     is there. A folder whose runner is still alive is left alone."""
-    for old in sorted(final_dir.parent.glob(f".{final_dir.name}.old-*")):
-        if io.held_by_another_process(old):
-            continue
-        if not final_dir.exists() and read_complete_manifest(old) is not None:
-            os.replace(old, final_dir)
-            log(f"restored the previous result {display(final_dir)} (a run was stopped while replacing it)")
-        else:
-            shutil.rmtree(old, ignore_errors=True)
+    restore, leftovers = _interrupted_swap(final_dir)
+    if restore is not None:
+        os.replace(restore, final_dir)
+        log(f"restored the previous result {display(final_dir)} (a run was stopped while replacing it)")
+    for old in leftovers:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _swap_into_place(work_dir: Path, final_dir: Path) -> None:

@@ -390,9 +390,6 @@ def test_book_status_says_a_page_cannot_run_when_a_page_it_needs_cannot(toy, mon
     assert not runner.cannot_run(["its parameters changed"])
 
 
-
-
-
 def test_a_missing_chapter_is_one_line_before_anything_is_prepared(toy, monkeypatch):
     chapter, params, results = toy
     prepared = []
@@ -452,3 +449,72 @@ def test_a_book_plan_entry_that_is_not_text_is_one_line(tmp_path, entry, message
     with pytest.raises(ParamsError) as info:
         runner.load_book_plan(plan, "smoke")
     assert message in str(info.value)
+
+
+def test_a_damaged_manifest_is_not_trusted(toy):
+    chapter, params, results = toy
+    out = results / "toy" / "toy-smoke"
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text("{}")
+    for damaged in ("[]", '"complete"', "null"):
+        (out / "manifest.json").write_text(damaged)
+        assert runner.read_complete_manifest(out) is None  # was AttributeError on .get
+    assert runner.check_run(chapter, params, results_root=results) == [f"no finished result in {out}"]
+
+
+def _stop_between_the_two_renames(chapter, params, results, monkeypatch):
+    """A finished result of ``params``, then a run (x=4) stopped after moving it aside: the
+    result is only in ``.<name>.old-<pid>``, renamed to a pid no process has."""
+    runner.run(chapter, params, results_root=results, log_output=False)
+    real_replace = runner.os.replace
+
+    def stop_after_moving_the_old_result_aside(src, dst):
+        real_replace(src, dst)
+        if ".old-" in str(dst):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(runner.os, "replace", stop_after_moving_the_old_result_aside)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(chapter, params, {"x": 4}, results_root=results, log_output=False)
+    [old] = results.glob(f"*/.{params.stem}.old-*")
+    return old.rename(old.with_name(f".{params.stem}.old-999999999"))
+
+
+def test_the_dry_run_sees_the_result_a_run_would_restore_and_moves_nothing(toy, monkeypatch, tmp_path):
+    chapter, params, results = toy
+    old = _stop_between_the_two_renames(chapter, params, results, monkeypatch)
+    out = results / "toy" / "toy-smoke"
+    assert not out.exists()
+    listing = lambda: sorted(str(p.relative_to(results)) for p in results.rglob("*"))  # noqa: E731
+    before = listing()
+    assert runner.check_run(chapter, params, results_root=results) == []  # was "no finished result"
+    assert runner.check_run(chapter, params, {"x": 5}, results_root=results) == ["its parameters changed"]
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n")
+    assert runner.book_status(plan, "smoke", results_root=results) == [("toy", [])]
+    assert listing() == before and old.is_dir()  # the dry run restored nothing
+    # A folder whose runner is still alive is not restored by a run, so not seen by the dry run either.
+    held = old.rename(old.with_name(f".toy-smoke.old-{runner.os.getppid()}"))
+    assert runner.check_run(chapter, params, results_root=results) == [f"no finished result in {out}"]
+    held.rename(old)
+    assert runner.run(chapter, params, results_root=results, log_output=False).skipped  # what the dry run said
+    assert out.is_dir() and not old.exists()
+
+
+def test_a_run_reading_a_result_stopped_mid_swap_restores_it_and_the_dry_run_agrees(toy, monkeypatch, tmp_path):
+    chapter, params, results = toy
+    _reader_schema(monkeypatch)
+    source_dir = results / "toy" / "toy-smoke"
+    reader = params.with_name("reader-smoke.yaml")
+    reader.write_text(f"study: reader\nprofile: smoke\nsource_runs: {{A: {source_dir}}}\n")
+    runner.run(chapter, params, results_root=results, log_output=False)
+    runner.run(chapter, reader, results_root=results, log_output=False)
+    old = _stop_between_the_two_renames(chapter, params, results, monkeypatch)
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n"
+                    f"  - {{notebook: {chapter}, params: {reader}, page: reader, needs: [toy]}}\n")
+    assert runner.book_status(plan, "smoke", results_root=results) == [("toy", []), ("reader", [])]
+    assert old.is_dir() and not source_dir.exists()
+    assert runner.run(chapter, reader, results_root=results, log_output=False).skipped
+    assert source_dir.is_dir() and not old.exists()

@@ -226,14 +226,16 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # has a problem that real data would hide. Two limits are known (`lib/data/planted.py`): a network
 # reading FLAIR or T2 still knows that the core lies *inside* the lesion, so TC cannot be hidden
 # from them entirely; and healthy tissue looks alike on T1 and T1ce (less so since 1.3, as in real
-# scans), so T1 can help read T1ce although it shows no enhancement: wherever a
-# thin enhancing rim is only part of a pixel, T1ce − T1 tells it from bright white matter and T1ce
-# alone cannot. Study A measures both.
+# scans), so T1 might help read T1ce although it shows no enhancement: wherever a
+# thin enhancing rim is only part of a pixel, T1ce − T1 could tell it from bright white matter where
+# T1ce alone cannot. Study A measures both; its tumour-free-twin rows test whether T1's help is
+# that shared anatomy or what T1 shows of the tumour.
 #
 # ## Patient-level splits
 #
-# Every split is by patient (never by slice), stratified by grade and seeded. The 8:2 hold-out and
-# the k-fold partition inside the training part:
+# Every split is by patient (never by slice), stratified by grade and seeded. The 8:2 hold-out and,
+# as an example, a 5-fold partition inside the training part (each study sets its own number of
+# folds: study A's `cv_folds`):
 
 # %%
 ids = [s.subject_id for s in cohort.subjects]
@@ -270,7 +272,10 @@ display(Markdown(
     f"- Its HGG share is {hgg_share:.0%}; the papers' cohorts hold "
     f"{grade_mix['HGG share'].iloc[1:].min():.0%}–{grade_mix['HGG share'].iloc[1:].max():.0%} HGG.\n"
     f"- {in_range} of {len(table)} contrast figures of its HGG subjects have their mean inside the range measured on real "
-    f"glioma MRI; the rows marked False above are where the phantom differs from the six real cases.\n"
-    f"- T1ce separates enhancing tumour from edema (CNR {summary['t1ce_cnr_et_vs_ed']:.2f}); FLAIR hardly does "
-    f"(CNR {summary['flair_cnr_et_vs_ed']:.2f}), as in real data.\n"
+    f"glioma MRI" + ("; the rows marked False above are where the phantom differs from the six real cases.\n"
+                     if in_range < len(table) else ".\n") +
+    f"- Enhancing tumour against edema: contrast-to-noise {summary['t1ce_cnr_et_vs_ed']:.2f} on T1ce and "
+    f"{summary['flair_cnr_et_vs_ed']:.2f} on FLAIR; the six real cases: "
+    f"{real.loc['contrast-to-noise T1ce, ET vs ED', 'mean']:.2f} and {real.loc['contrast-to-noise FLAIR, ET vs ED', 'mean']:.2f}"
+    f" (the table above says whether each is inside the real range).\n"
     f"- LGG subjects carry a mean ET share of {lgg_et_share:.3f} of their tumour: grade is visible through enhancement."))

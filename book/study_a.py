@@ -78,7 +78,8 @@ from lib.training_cache import usage as training_cache_usage
 from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
-                                   paper_table_one, table_one, training_lengths, twin_subsets)
+                                   paper_table_one, table_one, training_lengths, twin_reading,
+                                   twin_subsets)
 from lib.study_a.data import load_study_a_data, region_fraction, renamed_in_place
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (SUBSET_MEASURE, follows, follows_on_pair, holds_contrasts, key_label, seed_agreement,
@@ -270,8 +271,9 @@ run.table("readout", readout)
 readout.round(3)
 
 # %% [markdown]
-# **How much of γ each η covers over t**, and how large η is: the pilot on real data found η covering
-# 4–96 % of the image while γ covered a few per cent, which caps μ far below 1.
+# **How much of γ each η covers over t**, and how large η is: the pilot of this method on real glioma
+# data (`shared/reference/acc-pilot.md`) found η covering 4–96 % of the image while γ covered a few
+# per cent, which caps μ far below 1.
 
 # %%
 fig, axes = plt.subplots(1, len(SEEDS), figsize=(3.3 * len(SEEDS), 2.6), sharey=True, squeeze=False)
@@ -334,7 +336,7 @@ occ_keys
 
 # %% [markdown]
 # **Occlusion by grade.** The same model, occlusion and rule on each grade's test slices alone (on
-# data with known grades). A low-grade core does not enhance (`lib/data/planted.py`), so a model
+# data with known grades). A low-grade tumour has little or no enhancing rim (`lib/data/planted.py`), so a model
 # may read it from other inputs than a high-grade one; this says which grade a reliance comes from.
 # A grade with the target in fewer test patients than Table I's per-grade rows need gets no verdict.
 
@@ -396,8 +398,10 @@ attribution_table.round(3)
 #
 # How long each U-Net trains is part of the comparison. A fixed, short budget favours the inputs
 # that are quickest to learn, not the ones that carry the information: a U-Net on T1ce alone must
-# learn to read enhancement against the surrounding anatomy, which T1ce − T1 hands a U-Net that
-# also sees T1 almost for free, so it can need many more epochs (the table below says how many). So
+# learn to read enhancement against the surrounding anatomy, which a U-Net that also sees T1 might
+# get from T1ce − T1 (the tumour-free-twin rows test whether T1's help is that anatomy), so it can
+# need many more epochs (with `unet_patience` set, the table below says how many; without it every
+# U-Net runs `unet_epochs`). So
 # with `unet_patience` set, every U-Net trains until its Dice on held-out patients of its own
 # training fold (`unet_val_fraction`, never the fold it is scored on) stops improving, and keeps
 # its best epoch; `unet_epochs` is then only the cap. `unet_seeds` trains each fold once per seed
@@ -411,7 +415,7 @@ subsets = comparison_subsets(data.modalities, P["paper_key_modalities"], acc_sel
                              [s.split("+") for s in P["unet_diagnostic_subsets"]])
 per_patient = cross_validate_subsets(P, data, subsets, folds=P["cv_folds"], seeds=P["unet_seeds"],
                                      progress=lambda jobs: tqdm(jobs, desc="subset U-Nets"))
-twin_P = tumour_free_twin(P)
+twin_P, twin_roles = tumour_free_twin(P), {}
 if twin_P is not None and P["twin_subsets"]:
     # The same patients, folds and labels; only the named modalities are rendered without the tumour.
     twin = load_study_a_data(twin_P)
@@ -467,15 +471,16 @@ for role, one in gaps.groupby("subset", sort=False):
 display(Markdown("\n".join(gap_lines)))
 
 # %% [markdown]
-# ### Why T1 can help read T1ce: the pixels before any network
+# ### Does T1 help read T1ce? The pixels before any network
 #
 # Enhancement is T1ce minus what the tissue would look like without contrast, and T1 shows the
-# latter. Below, over the training slices: how well single pixels of the enhancing rim (bright)
+# latter (for the enhancing rim; a dark core is dark on T1 too, so subtracting T1 can hide it). Below, over the training slices: how well single pixels of the enhancing rim (bright)
 # and of the necrosis / non-enhancing core (dark) separate from healthy brain by T1ce alone, and
 # by the residual of T1ce after its best linear prediction from T1 on healthy pixels (a learned
 # "subtraction image"; `lib.explain.separability`). Pixel AUC ignores context, so it is a floor of
 # what a network can do: where the second AUC is far above the first, a network on T1ce alone must
-# make up the difference from shape and neighbourhood, which costs data and resolution.
+# make up the difference from shape and neighbourhood, which costs data and resolution; where it is
+# below, T1 as a reference blurs that region.
 
 # %%
 healthy_brain = data.train.brain & ~data.train.region("WT")
@@ -612,13 +617,15 @@ variant_table.round(3)
 # One row per measure of modality importance: the reference (the phantom's planted truth; on real
 # data, the paper's own key modalities), the key modalities each seed gave, and whether they agree.
 # The rules are fixed in `lib` and in the parameter file before any run; nothing here knows the answer.
-# Each measure is read twice: by its rule (thresholds, redundancy, convergence), and *top-ranked*
-# (the single modality with the highest score, no threshold) — the most lenient reading there is.
+# The paper's ACC, occlusion and integrated gradients are each read twice: by their rule (thresholds,
+# redundancy, convergence), and *top-ranked* (the single modality with the highest score, no
+# threshold) — the most lenient reading there is. The ACC variants and the per-modality model's
+# measures are read by their rule only.
 # "partly" means the seeds' keys overlap the reference without all equalling it. Rows named
 # "variant" read the per-modality model of the section above (not in the paper). The subset
 # comparison is also read by grade, with the same rule on each grade's patients alone (rows "HGG/LGG
 # patients only"; on data with known grades), and so is occlusion, on each grade's test slices alone
-# (rows "HGG/LGG test slices only"): on this phantom a low-grade core does not enhance, so a truth
+# (rows "HGG/LGG test slices only"): on this phantom a low-grade tumour barely enhances, so a truth
 # about contrast enhancement speaks of high-grade tumours. These rows add to the verdict over all
 # patients above them; they do not replace it, and both grades are shown whichever way they fall.
 
@@ -710,6 +717,10 @@ for _, row in verdict.iterrows():
     summary[f"{short}_verdict"] = row["verdict"]
     summary[f"{short}_seeds_agreeing"] = row["seeds agreeing"]
 summary["acc_most_frequent_key"] = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]
+twin_rows = twin_reading(tests, subsets, twin_roles, P["twin_tumour_free"])
+for _, row in twin_rows.iterrows():
+    summary[f"twin_added_real_{slug(row['twin'])}"] = row["added_real"]
+    summary[f"twin_added_tumour_free_{slug(row['twin'])}"] = row["added_tumour_free"]
 for _, row in tests.iterrows():
     summary[f"unet_dice_diff_{slug(row['subset'])}"] = row["dice_mean_diff_vs_baseline"]
 for _, row in permutation.iterrows():
@@ -740,9 +751,28 @@ for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
     lines.append(f"- {row['subset'].replace('diagnostic: ', 'Diagnostic subset ')} (no verdict reads it): Dice {row['subset_dice']:.3f} vs "
                  f"baseline {row['baseline_dice']:.3f} (difference {row['dice_mean_diff_vs_baseline']:+.3f}, "
                  f"p = {row['p_by_patient']:.2g} by patient).")
+for _, row in twin_rows.iterrows():
+    free = "+".join(P["twin_tumour_free"])
+    head = (f"- What {free} adds beside {'+'.join(subsets[row['without']])} (Table I, "
+            f"differences to all inputs): the real {free} {row['added_real']:+.3f} Dice "
+            f"({row['d_without']:+.3f} → {row['d_with']:+.3f}); a {free} without the tumour {row['added_tumour_free']:+.3f} "
+            f"({row['d_twin']:+.3f})")
+    if not row["added_real"] > 0:
+        lines.append(head + f": the real {free} adds nothing here, so there is nothing to split.")
+    elif not row["added_tumour_free"] > 0:
+        lines.append(head + f": in this run what {free} adds is what it shows of the tumour, not the anatomy it "
+                            "shares (differences of this size moved by up to 0.05 between two builds that differed "
+                            "only in floating-point rounding; NOTES.md).")
+    else:
+        lines.append(head + f": {row['anatomy_share']:.0%} of what it adds is the anatomy it shares (differences of "
+                            "this size moved by up to 0.05 between two builds that differed only in floating-point "
+                            "rounding; NOTES.md).")
+higher = [name for name, key in (("enhancing rim", "et"), ("necrosis/core", "ncr"))
+          if summary[f"pixel_auc_{key}_t1ce_with_t1"] > summary[f"pixel_auc_{key}_t1ce_alone"]]
 lines.append(f"- Pixel separability from healthy brain (AUC), T1ce alone vs T1ce with T1 as reference: enhancing rim "
              f"{summary['pixel_auc_et_t1ce_alone']:.3f} vs {summary['pixel_auc_et_t1ce_with_t1']:.3f}, necrosis/core "
-             f"{summary['pixel_auc_ncr_t1ce_alone']:.3f} vs {summary['pixel_auc_ncr_t1ce_with_t1']:.3f}.")
+             f"{summary['pixel_auc_ncr_t1ce_alone']:.3f} vs {summary['pixel_auc_ncr_t1ce_with_t1']:.3f}: T1 as a "
+             f"reference separates {' and '.join(higher) if higher else 'neither'} better.")
 lines.append(f"- Run time: {summary['minutes']:.1f} min on {device_name(device)}.")
 for folder, counts in training_cache_usage().items():
     lines.append(f"- Training cache `{display_path(folder)}`: {counts['trained']} models trained in this run, "

@@ -187,6 +187,16 @@ def headless_parameters(nb) -> dict[str, Any]:
     return {name: value for name, value in HEADLESS_PARAMETERS.items() if name in declared}
 
 
+def cohort_only_fingerprint(params: Mapping[str, Any]) -> str | None:
+    """The fingerprint of the run's cohort alone, without its tumour-free twin (what a reader
+    comparing runs on "the same data" needs; `prepare_inputs` has validated it, so this reads memos)."""
+    if "data_source" not in params:
+        return None
+    from lib.data.cohort import prepare_cohort
+
+    return prepare_cohort(params).fingerprint
+
+
 def prepare_inputs(params: Mapping[str, Any]) -> str | None:
     """Make sure the run's cohort (and its tumour-free twin, when asked for) exists and is valid;
     return its fingerprint, or with a twin the hash of both (None: no data)."""
@@ -442,6 +452,7 @@ def run(
             "input_fingerprint": input_fingerprint,
             "input_parts": inputs.part_digests(),
             "data_fingerprint": data_fingerprint,
+            "cohort_fingerprint": cohort_only_fingerprint(params) if data_fingerprint else None,
             "git": git_commit(),
             "packages": package_versions(),
             "environment": environment(),

@@ -458,6 +458,26 @@ def test_twin_subsets_name_the_tumour_free_modality_and_refuse_pointless_ones():
         twin_subsets(MODS, [["dwi", "t1"]], ["t1"])
 
 
+def test_twin_reading_splits_what_t1_adds_into_anatomy_and_tumour():
+    from lib.study_a.comparison import twin_reading
+
+    twin = "diagnostic: t1+t1ce, tumour-free t1 (twin cohort)"
+    subsets = {"baseline": MODS, "paper key": ("t1ce",), "diagnostic: t1+t1ce": ("t1", "t1ce"), twin: ("t1", "t1ce")}
+    tests = pd.DataFrame({"subset": ["paper key", "diagnostic: t1+t1ce", twin],
+                          "dice_mean_diff_vs_baseline": [-0.10, -0.02, -0.04]})
+    (row,) = twin_reading(tests, subsets, {twin: ("t1", "t1ce")}, ["t1"]).to_dict("records")
+    assert (row["with"], row["without"]) == ("diagnostic: t1+t1ce", "paper key")
+    assert row["added_real"] == pytest.approx(0.08) and row["added_tumour_free"] == pytest.approx(0.06)
+    assert row["anatomy_share"] == pytest.approx(0.75)
+    # a tumour-free T1 that costs Dice: a negative share; a real T1 that adds nothing: no share
+    tests.loc[2, "dice_mean_diff_vs_baseline"] = -0.12
+    assert twin_reading(tests, subsets, {twin: ("t1", "t1ce")}, ["t1"])["anatomy_share"].iloc[0] == pytest.approx(-0.25)
+    tests.loc[1, "dice_mean_diff_vs_baseline"] = -0.11
+    assert np.isnan(twin_reading(tests, subsets, {twin: ("t1", "t1ce")}, ["t1"])["anatomy_share"].iloc[0])
+    # without the real-T1 row there is nothing to compare with
+    assert twin_reading(tests.iloc[[0, 2]], subsets, {twin: ("t1", "t1ce")}, ["t1"]).empty
+
+
 def test_tumour_free_twin_params(tmp_path):
     from lib.data.cohort import CohortError, tumour_free_twin
 

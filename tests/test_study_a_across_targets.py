@@ -118,6 +118,16 @@ def test_mismatches_name_what_differs_and_what_is_missing(tmp_path):
     assert A.mismatches(A.load_target_runs({"ET": tmp_path / "et"}))[:-1] == []
 
 
+def test_a_twin_cohort_in_one_runs_data_fingerprint_is_no_mismatch(tmp_path):
+    """ET/TC with tumour-free-twin rows hash the twin into data_fingerprint; the cohort is the same."""
+    folders = {"ET": make_run(tmp_path / "et", "ET", fingerprint="cohort+twin"),
+               "WT": make_run(tmp_path / "wt", "WT", fingerprint="cohort")}
+    for folder in folders.values():
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps({**manifest, "cohort_fingerprint": "cohort"}))
+    assert A.mismatches(A.load_target_runs(folders)) == ["no run for TC"]
+
+
 def test_provenance_says_what_each_run_was(three):
     table = A.provenance(A.load_target_runs(three)).set_index("target")
     assert table.loc["ET", "commit"] == "aaaaaaaaaa"

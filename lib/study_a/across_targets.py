@@ -141,7 +141,9 @@ def mismatches(runs: Mapping[str, TargetRun]) -> list[str]:
     notes = []
     for what, get in (("profiles", lambda r: (r.manifest or {}).get("profile")),
                       ("data", lambda r: r.summary.get("data")),
-                      ("data fingerprints", lambda r: (r.manifest or {}).get("data_fingerprint")),
+                      # the cohort's own: a run with tumour-free-twin rows hashes its twin in too
+                      ("data fingerprints", lambda r: (r.manifest or {}).get(
+                          "cohort_fingerprint", (r.manifest or {}).get("data_fingerprint"))),
                       ("commits", lambda r: ((r.manifest or {}).get("git") or {}).get("commit"))):
         values = {t: get(r) for t, r in runs.items()}
         if len(set(values.values())) > 1:

@@ -77,6 +77,39 @@ def twin_subsets(all_modalities: Sequence[str], subsets: Sequence[Sequence[str]]
     return out
 
 
+def twin_reading(tests: pd.DataFrame, subsets: Mapping[str, Sequence[str]],
+                 twin_roles: Mapping[str, Sequence[str]], tumour_free: Sequence[str]) -> pd.DataFrame:
+    """What a tumour-free modality adds, read off Table I's tests: for each twin row (inputs M with
+    the modalities ``tumour_free`` rendered without the tumour), the same inputs with the real
+    images and the inputs without those modalities, when both were run.
+
+    Columns: twin role, "with" (M, real images), "without" (M minus ``tumour_free``), each one's
+    mean Dice difference to the baseline (``d_twin``, ``d_with``, ``d_without``), ``added_real`` =
+    d_with - d_without (what the real modality adds), ``added_tumour_free`` = d_twin - d_without
+    (what it adds without the tumour: the anatomy it shares), and their ratio ``anatomy_share``
+    (NaN unless the real modality adds something; below 0 when the tumour-free one costs Dice).
+    """
+    diff = dict(zip(tests["subset"], tests["dice_mean_diff_vs_baseline"])) if len(tests) else {}
+    role_of: dict[tuple[str, ...], str] = {}
+    for role, names in subsets.items():
+        if role not in twin_roles:  # the twin rows have the same inputs as their real-image row
+            role_of.setdefault(tuple(sorted(names)), role)
+    rows = []
+    for twin_role, names in twin_roles.items():
+        with_role = role_of.get(tuple(sorted(names)))
+        without_role = role_of.get(tuple(sorted(n for n in names if n not in tumour_free)))
+        if twin_role not in diff or with_role not in diff or without_role not in diff:
+            continue
+        d_twin, d_with, d_without = diff[twin_role], diff[with_role], diff[without_role]
+        added_real, added_free = d_with - d_without, d_twin - d_without
+        rows.append({"twin": twin_role, "with": with_role, "without": without_role, "d_twin": d_twin,
+                     "d_with": d_with, "d_without": d_without, "added_real": added_real,
+                     "added_tumour_free": added_free,
+                     "anatomy_share": added_free / added_real if added_real > 0 else float("nan")})
+    return pd.DataFrame(rows, columns=["twin", "with", "without", "d_twin", "d_with", "d_without", "added_real",
+                                       "added_tumour_free", "anatomy_share"])
+
+
 def train_unet(params: Mapping[str, Any], images: np.ndarray, masks: np.ndarray, modalities: Sequence[str],
                seed: int, validation: tuple[np.ndarray, np.ndarray] | None = None) -> SegmentationUNet:
     """A plain U-Net on ``modalities``: ``unet_epochs`` epochs, or with ``unet_patience`` and

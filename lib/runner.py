@@ -360,8 +360,21 @@ def check_run(script: str | Path, params_file: str | Path, overrides: Mapping[st
     if not isinstance(recorded, dict):
         return ["its inputs changed (the result records no per-input digests: made before they were kept)"]
     now = inputs.part_digests()
-    changed = [f"{label} changed" for name, label in INPUT_PARTS.items() if now.get(name) != recorded.get(name)]
+    changed = [f"{label} changed" + (_changed_keys(previous.get("params"), inputs.params) if name == "params" else "")
+               for name, label in INPUT_PARTS.items() if now.get(name) != recorded.get(name)]
     return changed or ["its inputs changed"]
+
+
+def _changed_keys(before: Any, now: Mapping[str, Any], shown: int = 3) -> str:
+    """`` (num_threads: 1 → 2, seeds: [0] → [0, 1])``: which parameters differ from the recorded
+    ones (``--jobs`` alone changes num_threads), or "" when the manifest does not say."""
+    if not isinstance(before, dict):
+        return ""
+    keys = sorted(k for k in set(before) | set(now) if before.get(k, "—") != now.get(k, "—"))
+    if not keys:
+        return ""
+    listed = ", ".join(f"{k}: {before.get(k, '—')} → {now.get(k, '—')}" for k in keys[:shown])
+    return f" ({listed}{f' and {len(keys) - shown} more' if len(keys) > shown else ''})"
 
 
 def run(

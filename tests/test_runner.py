@@ -317,10 +317,10 @@ def test_check_run_says_why_a_run_would_run_and_nothing_when_it_would_skip(toy):
     assert check() == [f"no finished result in {results / 'toy' / 'toy-smoke'}"]
     runner.run(chapter, params, results_root=results, log_output=False)
     assert check() == []
-    assert check({"x": 5}) == ["its parameters changed"]
+    assert check({"x": 5}) == ["its parameters changed (x: 3 → 5)"]
     chapter.write_text(TOY_CHAPTER + "# an edit\n")
     assert check() == ["the chapter's source changed"]
-    assert check({"x": 5}) == ["the chapter's source changed", "its parameters changed"]
+    assert check({"x": 5}) == ["the chapter's source changed", "its parameters changed (x: 3 → 5)"]
     assert json.loads((results / "toy" / "toy-smoke" / "summary.json").read_text()) == {"square": 9}  # nothing ran
     manifest_file = results / "toy" / "toy-smoke" / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
@@ -348,7 +348,7 @@ def test_book_status_follows_needs_and_runs_nothing(toy, monkeypatch, tmp_path):
     assert runner.book_status(plan, "smoke", results_root=results) == [("toy", []), ("reader", [])]
     params.write_text("study: toy\nprofile: smoke\nx: 4\n")
     assert runner.book_status(plan, "smoke", results_root=results) == [
-        ("toy", ["its parameters changed"]), ("reader", ["it reads toy, which will run"])]
+        ("toy", ["its parameters changed (x: 3 → 4)"]), ("reader", ["it reads toy, which will run"])]
     runner.run(chapter, params, results_root=results, log_output=False)  # the source again, as make book would
     assert runner.book_status(plan, "smoke", results_root=results) == [("toy", []), ("reader", ["the runs it reads changed"])]
 
@@ -489,7 +489,7 @@ def test_the_dry_run_sees_the_result_a_run_would_restore_and_moves_nothing(toy, 
     listing = lambda: sorted(str(p.relative_to(results)) for p in results.rglob("*"))  # noqa: E731
     before = listing()
     assert runner.check_run(chapter, params, results_root=results) == []  # was "no finished result"
-    assert runner.check_run(chapter, params, {"x": 5}, results_root=results) == ["its parameters changed"]
+    assert runner.check_run(chapter, params, {"x": 5}, results_root=results) == ["its parameters changed (x: 3 → 5)"]
     plan = tmp_path / "book.yml"
     plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n")
     assert runner.book_status(plan, "smoke", results_root=results) == [("toy", [])]
@@ -518,3 +518,12 @@ def test_a_run_reading_a_result_stopped_mid_swap_restores_it_and_the_dry_run_agr
     assert old.is_dir() and not source_dir.exists()
     assert runner.run(chapter, reader, results_root=results, log_output=False).skipped
     assert source_dir.is_dir() and not old.exists()
+
+
+def test_changed_parameters_are_named_with_their_old_and_new_values():
+    before = {"a": 1, "b": 2, "c": 3, "d": 4, "gone": 0}
+    now = {"a": 1, "b": 5, "c": 6, "d": 7, "new": [0, 1]}
+    assert runner._changed_keys(before, now) == " (b: 2 → 5, c: 3 → 6, d: 4 → 7 and 2 more)"
+    assert runner._changed_keys(before, now, shown=9) == (
+        " (b: 2 → 5, c: 3 → 6, d: 4 → 7, gone: 0 → —, new: — → [0, 1])")
+    assert runner._changed_keys(None, now) == "" and runner._changed_keys(now, now) == ""

@@ -396,6 +396,32 @@ def test_a_cohort_made_by_other_generator_code_is_not_reused(tmp_path, monkeypat
     assert json.loads((out / "phantom.json").read_text())["generator_source_sha256"] == "0" * 64
 
 
+def test_runs_needing_the_same_phantom_at_once_generate_it_once(tmp_path, monkeypatch):
+    """make book runs ET and TC side by side, and both need the tumour-free twin: the first
+    generates it while the second waits, then finds it made (before, each replaced the folder)."""
+    import threading
+    import time
+
+    from lib.data.cohort import ensure_phantom
+
+    spec = PhantomSpec(n_subjects=1, seed=0, **FAST)
+    real, calls = P.generate_cohort, []
+
+    def slow_generate(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        time.sleep(0.5)  # long enough for the other run to arrive while this one works
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(P, "generate_cohort", slow_generate)
+    out = tmp_path / "ph"
+    runs = [threading.Thread(target=ensure_phantom, args=(out, spec), name=f"run{i}") for i in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert len(calls) == 1 and P.is_same_phantom(out, spec)
+
+
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["--out", str(out), "--subjects", "2", "--seed", "1", "--resolution", "4",

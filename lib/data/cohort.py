@@ -8,6 +8,7 @@ cohort is checked once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -87,9 +88,34 @@ def ensure_phantom(root: Path, spec) -> None:
     check_phantom_place(root)
     if root.exists() and is_same_phantom(root, spec):
         return
-    verb = "regenerating" if root.exists() else "generating"
-    print(f"{verb} the synthetic phantom cohort in {display(root)} ({spec.n_subjects} subjects)", flush=True)
-    generate_cohort(root, spec, overwrite=True)
+    # Runs side by side can need the same phantom (make book's ET and TC pages, both with the
+    # tumour-free twin): one generates it, the others wait and then find it made, instead of
+    # each replacing the folder while another may be reading it.
+    with _exclusive(root.parent / f".{root.name}.lock"):
+        if root.exists() and is_same_phantom(root, spec):
+            return
+        verb = "regenerating" if root.exists() else "generating"
+        print(f"{verb} the synthetic phantom cohort in {display(root)} ({spec.n_subjects} subjects)", flush=True)
+        generate_cohort(root, spec, overwrite=True)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path):
+    """Hold an exclusive advisory lock on ``lock_file`` (created if needed) for the block; the
+    operating system releases it when the process ends, so a killed run leaves no stale lock.
+    Without fcntl (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def quick_key(root: Path, extra: Mapping[str, Any]) -> str:

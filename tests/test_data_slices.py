@@ -355,6 +355,29 @@ def test_failed_build_leaves_no_entry(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_cohort_of_linked_subject_folders_is_fingerprinted_by_their_files(tmp_path, synth):
+    """A cohort made of links to downloaded subject folders: discovery reads through the links, so
+    the fingerprint (and the validation memo's key) must too (Path.rglob does not, before 3.13)."""
+    from lib.data.cohort import quick_key
+
+    store = tmp_path / "download"
+    for i, seed in ((0, 1), (1, 2)):
+        synth.write_subject(store / f"BraTS2021_0000{i}", "brats2021", seed=seed)
+    one, other = tmp_path / "one", tmp_path / "other"
+    for cohort, subject in ((one, "BraTS2021_00000"), (other, "BraTS2021_00001")):
+        cohort.mkdir()
+        (cohort / "BraTS2021_00000").symlink_to(store / subject, target_is_directory=True)
+    copied = tmp_path / "copied"
+    synth.write_subject(copied / "BraTS2021_00000", "brats2021", seed=1)
+    assert len(cache._cohort_files(one)) == 5  # four images and the label, through the link
+    assert cohort_fingerprint(one) == cohort_fingerprint(copied)  # as if the folder were there
+    assert cohort_fingerprint(one) != cohort_fingerprint(other)
+    assert quick_key(one, {}) != quick_key(other, {})
+    # a link back up the tree: every folder is walked once (the subject's own folder is not re-entered)
+    (store / "BraTS2021_00000" / "loop").symlink_to(store, target_is_directory=True)
+    assert len(cache._cohort_files(one)) == 10  # its own 5, then BraTS2021_00001's through the loop
+
+
 def test_fingerprint_depends_on_content_and_names_not_location_or_dates(tmp_path, synth):
     a, b = tmp_path / "a" / "BraTS2021_00000", tmp_path / "b" / "BraTS2021_00000"
     synth.write_subject(a, "brats2021", seed=1)

@@ -32,15 +32,31 @@ _CHUNK = 1 << 20
 _fingerprint_memo: dict[tuple, str] = {}
 
 
-def _cohort_files(root: Path) -> list[tuple[str, Path]]:
-    files = []
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts):
+def visible_files(root: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, path) of every file under ``root`` outside hidden folders and not
+    hidden itself, sorted, following linked folders as `lib.data.layout.discover` does (a cohort
+    made of links to subject folders is common; Path.rglob does not enter them before Python 3.13,
+    so their files would be missing from every fingerprint). A link back to a folder already
+    walked is not walked again."""
+    root = Path(root)
+    files, walked = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in walked:
+            subfolders[:] = []
             continue
-        if path.is_file() and path.name.lower().endswith(FINGERPRINT_SUFFIXES):
-            files.append((relative.as_posix(), path))
+        walked.add(real)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in names:
+            path = Path(folder) / name
+            if not name.startswith(".") and path.is_file():
+                files.append((path.relative_to(root).as_posix(), path))
     return sorted(files)
+
+
+def _cohort_files(root: Path) -> list[tuple[str, Path]]:
+    return [(relative, path) for relative, path in visible_files(root)
+            if path.name.lower().endswith(FINGERPRINT_SUFFIXES)]
 
 
 def cohort_fingerprint(root: str | Path) -> str:

@@ -121,9 +121,11 @@ def _exclusive(lock_file: Path):
 def quick_key(root: Path, extra: Mapping[str, Any]) -> str:
     """Cheap identity of a folder's files (paths, sizes, mtimes) plus what was asked of it."""
     h = hashlib.sha256(json.dumps(dict(extra), sort_keys=True).encode())
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    from lib.data.cache import visible_files
+
+    for relative, path in visible_files(root):  # linked subject folders included
         stat = path.stat()
-        h.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        h.update(f"{relative}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 

@@ -124,6 +124,30 @@ def test_target_spacing_resamples_through_plane(make_cohort):
     assert slices.slice_index.tolist() == [0, 1, 2, 3]  # 8 slices of 1 mm -> 4 of 2 mm
 
 
+def test_the_brain_mask_is_resampled_like_a_label_not_read_off_interpolated_images(make_cohort, synth):
+    """Linear interpolation blends the zero background into the brain's edge; a mask taken after it
+    grows by those voxels and drags the normalisation's statistics toward 0."""
+    from lib.data.preprocess import resample
+
+    root = make_cohort("brats2021", n_subjects=1)
+    target = (1.0, 1.0, 0.5)  # through-plane upsampling: 8 slices of 1 mm -> 16 of 0.5 mm
+    slices = load_slices(root, ("t1",), slice_filter="all", target_spacing=target, normalisation="minmax", **EXACT)
+    expected = resample(synth.geometry.brain_mask().astype(np.uint8), (1.0, 1.0, 1.0), target, order=0).astype(bool)
+    for i, z in enumerate(slices.slice_index):
+        np.testing.assert_array_equal(slices.brain[i], expected[:, :, z])
+    assert slices.images[:, 0][slices.brain].min() == 0.0  # minmax over the brain: its darkest voxel is 0
+
+
+def test_slice_cache_key_holds_the_preprocessing_code(make_cohort, tmp_path, monkeypatch):
+    root = make_cohort("brats2021", n_subjects=1)
+    load_slices(root, ("t1",), cache_dir=tmp_path / "cache", **EXACT)
+    forbid_nifti_reads(monkeypatch)
+    load_slices(root, ("t1",), cache_dir=tmp_path / "cache", **EXACT)  # reused
+    monkeypatch.setattr("lib.data.slices.preprocessing_code_digest", lambda: "other code")
+    with pytest.raises(AssertionError, match="a NIfTI file was read"):  # built again, not reused
+        load_slices(root, ("t1",), cache_dir=tmp_path / "cache", **EXACT)
+
+
 def test_incomplete_subject_is_named(make_cohort):
     root = make_cohort("brats2021", n_subjects=2)
     (root / "BraTS2021_00001" / "BraTS2021_00001_t2.nii.gz").unlink()

@@ -276,13 +276,16 @@ def _subject_slices(subject: Subject, modalities: tuple[str, ...], image_size: i
             raise ValueError(f"{path}: shape {array.shape} differs from {reference.name} {shape} "
                              f"(run `python -m lib validate`)")
 
-    if target_spacing is not None:
-        volumes = {m: resample(v, spacing, target_spacing, order=1) for m, v in volumes.items()}
-        labels = resample(labels, spacing, target_spacing, order=0)
-
+    # The brain mask is taken on the acquired grid and resampled like the labels: linear
+    # interpolation blends the zero background into the brain's edge, and a mask taken after it
+    # would count those blended voxels as brain (and pull the normalisation's statistics).
     brain = brain_mask(volumes)
     if not brain.any():
         raise ValueError(f"{subject.subject_id}: every modality is zero everywhere (no brain)")
+    if target_spacing is not None:
+        volumes = {m: resample(v, spacing, target_spacing, order=1) for m, v in volumes.items()}
+        labels = resample(labels, spacing, target_spacing, order=0)
+        brain = resample(brain.astype(np.uint8), spacing, target_spacing, order=0).astype(bool)
     volumes = {m: normalize(v, brain, normalisation) for m, v in volumes.items()}
 
     plane = brain.any(axis=2) if crop == "brain_bbox" else np.ones(brain.shape[:2], dtype=bool)
@@ -359,6 +362,23 @@ def _to_slice_set(arrays: dict[str, np.ndarray]) -> SliceSet:
                     grades=grades, modalities=tuple(arrays["modalities"].tolist()))
 
 
+# The modules whose code decides what load_slices returns: a change to any of them builds the
+# slices again instead of reusing a cache entry the old code wrote.
+_PREPROCESSING_MODULES = ("lib.data.slices", "lib.data.preprocess", "lib.data.labels", "lib.data.layout")
+
+
+def preprocessing_code_digest() -> str:
+    """sha256 over the source of the modules that turn a cohort into slices (part of the cache key)."""
+    import hashlib
+    import importlib
+
+    h = hashlib.sha256()
+    for name in _PREPROCESSING_MODULES:
+        h.update(name.encode())
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()
+
+
 def load_slices(root: str | Path, modalities: Iterable[str] = MODALITIES, *, image_size: int = 64,
                 normalisation: str = "zscore", crop: str = "brain_bbox", crop_margin: int = 2,
                 target_spacing: float | Sequence[float] | None = None, slice_filter: str = "tumour",
@@ -406,7 +426,7 @@ def load_slices(root: str | Path, modalities: Iterable[str] = MODALITIES, *, ima
     if cache_dir is None:
         return _to_slice_set(build())
     key = {"kind": "slices", "cohort": cohort_fingerprint(root), "modalities": list(modalities),
-           "image_size": int(image_size), **settings}
+           "image_size": int(image_size), **settings, "code": preprocessing_code_digest()}
     return _to_slice_set(cached(cache_dir, key, build))
 
 

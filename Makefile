@@ -20,12 +20,16 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 setup: $(STAMP)
 
+# Extra pip arguments for torch alone, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# for the CPU build where no local wheel folder provides it (README, "Environment notes").
+TORCH_PIP_ARGS ?=
+
 # torch first and pinned (an unpinned torch pulls a multi-GB CUDA build), then torchdyn without
 # its declared dependencies (see requirements-nodeps.txt), then everything else.
 $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
 	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "error: python3.11 not found"; exit 1; }
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_PIP_ARGS) torch==2.13.0 -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
 	touch $(STAMP)

@@ -148,6 +148,16 @@ def test_slice_cache_key_holds_the_preprocessing_code(make_cohort, tmp_path, mon
         load_slices(root, ("t1",), cache_dir=tmp_path / "cache", **EXACT)
 
 
+def test_labels_outside_the_brain_crop_are_named_not_dropped_silently(make_cohort, synth):
+    root = make_cohort("brats2021", n_subjects=1)
+    folder = root / "BraTS2021_00000"
+    label = synth.file_label(synth.geometry.canonical_label(), "brats2021")
+    label[0, 0, 3] = 2  # oedema on a voxel where every image is 0: outside the brain's square
+    synth.write_nifti(folder / "BraTS2021_00000_seg.nii.gz", label)
+    with pytest.warns(UserWarning, match=r"BraTS2021_00000_seg.nii.gz: 1 labelled voxels lie outside the brain"):
+        load_slices(root, ("t1",), crop="brain_bbox", crop_margin=0, image_size=16, progress=False)
+
+
 def test_incomplete_subject_is_named(make_cohort):
     root = make_cohort("brats2021", n_subjects=2)
     (root / "BraTS2021_00001" / "BraTS2021_00001_t2.nii.gz").unlink()

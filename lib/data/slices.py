@@ -12,6 +12,7 @@ neither flipped nor transposed: image rows are the NIfTI x axis, columns the y a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -292,7 +293,12 @@ def _subject_slices(subject: Subject, modalities: tuple[str, ...], image_size: i
     starts, sizes = square_window(plane, crop_margin if crop == "brain_bbox" else 0)
     images = np.stack([resize_inplane(crop_window(volumes[m], starts, sizes), image_size, order=1)
                        for m in modalities])                                      # (C, S, S, Z)
-    labels = resize_inplane(crop_window(labels, starts, sizes), image_size, order=0)  # (S, S, Z)
+    cropped_labels = crop_window(labels, starts, sizes)
+    lost = int(np.count_nonzero(labels)) - int(np.count_nonzero(cropped_labels))
+    if lost:  # labels outside the brain's bounding square (BraTS labels lie inside the brain)
+        warnings.warn(f"{subject.label}: {lost} labelled voxels lie outside the brain's bounding square "
+                      f"and are cropped away (crop: brain_bbox, crop_margin {crop_margin})", stacklevel=2)
+    labels = resize_inplane(cropped_labels, image_size, order=0)  # (S, S, Z)
     brain = resize_inplane(crop_window(brain, starts, sizes), image_size, order=0)    # (S, S, Z)
 
     if slice_filter == "all":

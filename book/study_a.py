@@ -80,7 +80,7 @@ from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
                                    paper_table_one, table_one, training_lengths, twin_reading,
                                    twin_subsets)
-from lib.study_a.data import load_study_a_data, region_fraction, renamed_in_place
+from lib.study_a.data import left_out_note, load_study_a_data, region_fraction, renamed_in_place
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (SUBSET_MEASURE, follows, follows_on_pair, holds_contrasts, key_label, seed_agreement,
                                  subset_verdict, subset_verdict_by_grade, top_ranked, verdict_rows)
@@ -103,7 +103,8 @@ if data.synthetic:
                      "from the synthetic phantom cohort. Numbers from the paper are labelled as such."))
 display(Markdown(
     f"**Target: {TARGET}.** Device: {device_name(device)}. {len(data.train_ids)} training and {len(data.test_ids)} test "
-    f"patients (8:2 by patient, stratified by grade); {len(data.train)} training and {len(data.test)} test slices of "
+    f"patients (8:2 by patient, stratified by grade{left_out_note(data, P)}); {len(data.train)} training and "
+    f"{len(data.test)} test slices of "
     f"{P['image_size']}×{P['image_size']} px; {TARGET} covers {100 * region_fraction(data.train, TARGET):.2f}% of the "
     f"training pixels. Channels: {', '.join(data.modalities)}. (For scale, {SOURCE_STUDY_A}: "
     f"{STUDY_A_SAMPLES['slices']} slices of {STUDY_A_SAMPLES['patients']} patients, "

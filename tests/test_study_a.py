@@ -1,6 +1,8 @@
 """Study A's pipeline pieces with known answers: the renamed-modality cohort, the comparison
 subsets, Table I's statistics and the verdict logic."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -514,6 +516,25 @@ def test_a_twin_is_the_same_cohort_but_for_the_tumour_free_modality(tmp_path):
     for mod in ("t1ce", "t2", "flair"):
         assert np.array_equal(read(main.root, sid, mod), read(twin.root, sid, mod))
     assert not np.array_equal(read(main.root, sid, "t1"), read(twin.root, sid, "t1"))
+
+
+def test_patients_without_a_slice_are_named_not_dropped_silently(make_cohort, synth, tmp_path):
+    from lib.params import load
+    from lib.study_a.data import left_out_note, load_study_a_data
+
+    root = make_cohort("brats2020", n_subjects=6)
+    empty = np.zeros(synth.geometry.shape, np.uint8)  # a patient whose label holds no tumour
+    synth.write_nifti(root / "BraTS20_Training_002" / "BraTS20_Training_002_seg.nii.gz", empty)
+    P = load(REPO / "params/study_a/et-smoke.yaml",
+             {"data_source": "folder", "data_dir": str(root), "cache_dir": str(tmp_path / "cache"),
+              "image_size": 16, "crop": "none", "slice_filter": "tumour", "filter_region": "WT",
+              "min_region_pixels": 1})
+    data = load_study_a_data(P)
+    assert data.without_slices == ("BraTS20_Training_002",)
+    assert "BraTS20_Training_002" not in data.train_ids + data.test_ids
+    assert left_out_note(data, P) == ("; 1 of the cohort's patients have no slice with at least 1 WT pixels and are "
+                                      "left out: BraTS20_Training_002")
+    assert left_out_note(replace(data, without_slices=()), P) == ""
 
 
 def test_renamed_data_equal_a_renamed_load_and_leave_the_original_alone(make_cohort, tmp_path):

@@ -17,7 +17,9 @@ from lib.paths import resolve
 
 @dataclass(frozen=True)
 class StudyAData:
-    """Training and test slices of one target; ``swapped`` names the renamed modality pair."""
+    """Training and test slices of one target; ``swapped`` names the renamed modality pair;
+    ``without_slices``: the cohort's subjects with no slice that passes the slice filter (they are
+    in neither side of the split)."""
 
     train: SliceSet
     test: SliceSet
@@ -26,6 +28,7 @@ class StudyAData:
     target: str
     synthetic: bool
     swapped: tuple[str, ...] = ()
+    without_slices: tuple[str, ...] = ()
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -81,10 +84,23 @@ def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> St
     train_ids, test_ids = holdout_split(ids, grades, test_fraction=params["test_fraction"], seed=params["split_seed"])
     # Views of one array, not copies: the cohort's images are held once (README, "RAM for the slices").
     train, test = slices.partition_by_subjects(train_ids, test_ids)
+    without_slices = tuple(sorted({s.subject_id for s in cohort.subjects} - set(ids)))
     return StudyAData(
         train=train, test=test, train_ids=list(train_ids),
         test_ids=list(test_ids), target=params["target"], synthetic=cohort.synthetic, swapped=tuple(swap),
+        without_slices=without_slices,
     )
+
+
+def left_out_note(data: StudyAData, params: Mapping[str, Any], shown: int = 5) -> str:
+    """``"; 2 of the cohort's patients have no slice ... left out: A, B"``, or "" when none is."""
+    missing = data.without_slices
+    if not missing:
+        return ""
+    rule = (f"no slice with at least {params['min_region_pixels']} {params['filter_region']} pixels"
+            if params["slice_filter"] == "tumour" else f"no slice that passes the slice filter '{params['slice_filter']}'")
+    names = ", ".join(missing[:shown]) + (f" and {len(missing) - shown} more" if len(missing) > shown else "")
+    return f"; {len(missing)} of the cohort's patients have {rule} and are left out: {names}"
 
 
 def renamed(data: StudyAData, pair: Sequence[str]) -> StudyAData:

@@ -79,7 +79,7 @@ from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
                                    paper_table_one, table_one, training_lengths, twin_reading,
-                                   twin_subsets)
+                                   twin_reading_text, twin_subsets)
 from lib.study_a.data import left_out_note, load_study_a_data, region_fraction, renamed_in_place
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.verdict import (SUBSET_MEASURE, follows, follows_on_pair, holds_contrasts, key_label, seed_agreement,
@@ -753,21 +753,9 @@ for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
                  f"baseline {row['baseline_dice']:.3f} (difference {row['dice_mean_diff_vs_baseline']:+.3f}, "
                  f"p = {row['p_by_patient']:.2g} by patient).")
 for _, row in twin_rows.iterrows():
-    free = "+".join(P["twin_tumour_free"])
-    head = (f"- What {free} adds beside {'+'.join(subsets[row['without']])} (Table I, "
-            f"differences to all inputs): the real {free} {row['added_real']:+.3f} Dice "
-            f"({row['d_without']:+.3f} → {row['d_with']:+.3f}); a {free} without the tumour {row['added_tumour_free']:+.3f} "
-            f"({row['d_twin']:+.3f})")
-    if not row["added_real"] > 0:
-        lines.append(head + f": the real {free} adds nothing here, so there is nothing to split.")
-    elif not row["added_tumour_free"] > 0:
-        lines.append(head + f": in this run what {free} adds is what it shows of the tumour, not the anatomy it "
-                            "shares (differences of this size moved by up to 0.05 between two builds that differed "
-                            "only in floating-point rounding; NOTES.md).")
-    else:
-        lines.append(head + f": {row['anatomy_share']:.0%} of what it adds is the anatomy it shares (differences of "
-                            "this size moved by up to 0.05 between two builds that differed only in floating-point "
-                            "rounding; NOTES.md).")
+    lines.append("- " + twin_reading_text(row, "+".join(P["twin_tumour_free"]), "+".join(subsets[row["without"]]))
+                 + " (Table I differences of this size moved by up to 0.05 between two builds that differed only in "
+                   "floating-point rounding; NOTES.md.)")
 higher = [name for name, key in (("enhancing rim", "et"), ("necrosis/core", "ncr"))
           if summary[f"pixel_auc_{key}_t1ce_with_t1"] > summary[f"pixel_auc_{key}_t1ce_alone"]]
 lines.append(f"- Pixel separability from healthy brain (AUC), T1ce alone vs T1ce with T1 as reference: enhancing rim "

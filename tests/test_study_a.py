@@ -480,6 +480,24 @@ def test_twin_reading_splits_what_t1_adds_into_anatomy_and_tumour():
     assert twin_reading(tests.iloc[[0, 2]], subsets, {twin: ("t1", "t1ce")}, ["t1"]).empty
 
 
+@pytest.mark.parametrize("d_without, d_with, d_twin, reading", [
+    (-0.092, -0.020, -0.120, "what the real t1 adds is what it shows of the tumour, not the anatomy it shares."),
+    (-0.077, -0.038, +0.051, "the tumour-free one adds more than the real one: the anatomy it shares helps, and the "
+                             "tumour as the real t1 shows it costs 0.089 Dice here."),
+    (-0.100, -0.020, -0.040, "75% of what the real t1 adds is the anatomy it shares."),
+    (-0.100, -0.110, -0.120, "neither adds anything here, so there is nothing to split."),
+])
+def test_twin_reading_text_says_what_the_two_differences_allow(d_without, d_with, d_twin, reading):
+    from lib.study_a.comparison import twin_reading_text
+
+    row = {"d_without": d_without, "d_with": d_with, "d_twin": d_twin, "added_real": d_with - d_without,
+           "added_tumour_free": d_twin - d_without}
+    text = twin_reading_text(row, "t1", "t1ce")
+    assert text.startswith(f"What t1 adds beside t1ce (Table I, differences to all inputs): the real t1 "
+                           f"{d_with - d_without:+.3f} Dice ({d_without:+.3f} → {d_with:+.3f}); a t1 without the tumour ")
+    assert text.endswith(": " + reading)
+
+
 def test_tumour_free_twin_params(tmp_path):
     from lib.data.cohort import CohortError, tumour_free_twin
 

@@ -110,6 +110,26 @@ def twin_reading(tests: pd.DataFrame, subsets: Mapping[str, Sequence[str]],
                                        "added_tumour_free", "anatomy_share"])
 
 
+def twin_reading_text(row: Mapping[str, Any], tumour_free: str, without: str) -> str:
+    """One sentence for a `twin_reading` row: what the real ``tumour_free`` modality and its
+    tumour-free render each add beside ``without`` (mean Dice differences to all inputs), and the
+    reading the two allow. Measured differences only: no threshold decides anything here."""
+    real, free = row["added_real"], row["added_tumour_free"]
+    head = (f"What {tumour_free} adds beside {without} (Table I, differences to all inputs): the real {tumour_free} "
+            f"{real:+.3f} Dice ({row['d_without']:+.3f} → {row['d_with']:+.3f}); a {tumour_free} without the tumour "
+            f"{free:+.3f} ({row['d_twin']:+.3f})")
+    if not real > 0 and not free > 0:
+        reading = "neither adds anything here, so there is nothing to split"
+    elif not free > 0:
+        reading = f"what the real {tumour_free} adds is what it shows of the tumour, not the anatomy it shares"
+    elif free > real:
+        reading = (f"the tumour-free one adds more than the real one: the anatomy it shares helps, and the tumour as "
+                   f"the real {tumour_free} shows it costs {free - real:.3f} Dice here")
+    else:
+        reading = f"{free / real:.0%} of what the real {tumour_free} adds is the anatomy it shares"
+    return f"{head}: {reading}."
+
+
 def train_unet(params: Mapping[str, Any], images: np.ndarray, masks: np.ndarray, modalities: Sequence[str],
                seed: int, validation: tuple[np.ndarray, np.ndarray] | None = None) -> SegmentationUNet:
     """A plain U-Net on ``modalities``: ``unet_epochs`` epochs, or with ``unet_patience`` and

@@ -417,6 +417,9 @@ def run(
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir()
     started = time.time()
+    # The commit of the code this run imports: taken now, since a commit made while a long run
+    # is going would otherwise be recorded as its code.
+    commit = git_commit()
     try:
         resolved_params = work_dir / "params.yaml"
         io.write_text(resolved_params, params_mod.dump(params))
@@ -466,7 +469,7 @@ def run(
             "input_parts": inputs.part_digests(),
             "data_fingerprint": data_fingerprint,
             "cohort_fingerprint": cohort_only_fingerprint(params) if data_fingerprint else None,
-            "git": git_commit(),
+            "git": commit,
             "packages": package_versions(),
             "environment": environment(),
             "timings": {"started": started, "finished": finished, "seconds": round(finished - started, 2)},

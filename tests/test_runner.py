@@ -527,3 +527,13 @@ def test_changed_parameters_are_named_with_their_old_and_new_values():
     assert runner._changed_keys(before, now, shown=9) == (
         " (b: 2 → 5, c: 3 → 6, d: 4 → 7, gone: 0 → —, new: — → [0, 1])")
     assert runner._changed_keys(None, now) == "" and runner._changed_keys(now, now) == ""
+
+
+def test_the_manifest_names_the_commit_the_run_started_from(toy, monkeypatch):
+    """A commit made while a long run goes on is not the code the run imported."""
+    chapter, params, results = toy
+    commits = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": False}])
+    monkeypatch.setattr(runner, "git_commit", lambda: next(commits))
+    runner.run(chapter, params, results_root=results, log_output=False)
+    manifest = json.loads((results / "toy" / "toy-smoke" / "manifest.json").read_text())
+    assert manifest["git"]["commit"] == "a" * 40

@@ -532,8 +532,15 @@ def test_changed_parameters_are_named_with_their_old_and_new_values():
 def test_the_manifest_names_the_commit_the_run_started_from(toy, monkeypatch):
     """A commit made while a long run goes on is not the code the run imported."""
     chapter, params, results = toy
-    commits = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": False}])
-    monkeypatch.setattr(runner, "git_commit", lambda: next(commits))
+    head = {"commit": "a" * 40, "dirty": False}
+    monkeypatch.setattr(runner, "git_commit", lambda: dict(head))
+    finalise = runner._finalise_notebook
+
+    def commit_meanwhile(*args, **kwargs):  # the chapter has run; someone commits before it is recorded
+        head["commit"] = "b" * 40
+        return finalise(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_finalise_notebook", commit_meanwhile)
     runner.run(chapter, params, results_root=results, log_output=False)
     manifest = json.loads((results / "toy" / "toy-smoke" / "manifest.json").read_text())
     assert manifest["git"]["commit"] == "a" * 40

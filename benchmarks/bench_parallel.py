@@ -11,8 +11,12 @@ training throughput (slices/s summed over processes) of each workload of the def
 
 for the plain U-Net of Table I (``unet``) and the neural ODE (``ode``, backpropagation through
 the RK4 steps as in the default profile). Each process trains on random images (cost does not
-depend on the values) after one warm-up batch; its rate is its own slices over its own training
-time. The JSON (written atomically) gives both rates and their ratio per workload.
+depend on the values) after one warm-up batch. Processes start apart (interpreter and torch start-up
+vary), so each waits after its warm-up until all are ready, and they start training together; the
+rate of a set of processes is all their slices over the wall time from the first start to the last
+end (summing each process's own rate would count a process that runs alone for a while as if it
+had shared the cores throughout). The JSON (written atomically) gives both rates and their ratio
+per workload.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default="results/benchmarks/parallel.json")
     parser.add_argument("--worker", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--barrier", help=argparse.SUPPRESS)  # folder: ready-<index> files, then "go"
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -74,8 +81,15 @@ def worker(args) -> dict:
     config = TrainConfig(epochs=1, batch_size=batch, loss="bce+dice", device="cpu", num_threads=args.threads,
                          progress=False)
     train_segmenter(model, images[:batch], masks[:batch], config)  # warm-up batch
+    if args.barrier:  # ready; start when every process is
+        barrier = Path(args.barrier)
+        (barrier / f"ready-{args.index}").touch()
+        while not (barrier / "go").exists():
+            time.sleep(0.002)
+    started = time.time()
     history = train_segmenter(model, images, masks, config)
-    return {"slices": history.n_slices, "seconds": history.seconds, "slices_per_second": history.slices_per_second}
+    return {"slices": history.n_slices, "seconds": history.seconds, "slices_per_second": history.slices_per_second,
+            "started": started, "ended": time.time()}
 
 
 def _command(args, workload: str, threads: int) -> list[str]:
@@ -86,24 +100,45 @@ def _command(args, workload: str, threads: int) -> list[str]:
 
 
 def _run_together(commands: list[list[str]]) -> list[dict]:
-    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    """Start the commands, let each warm up, then release them at once (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as barrier:
+        commands = [c + ["--barrier", barrier, "--index", str(i)] for i, c in enumerate(commands)]
+        # stderr to a file, not a pipe: a pipe nobody reads before the release could fill and block
+        errors = [tempfile.TemporaryFile(mode="w+") for _ in commands]
+        processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=e, text=True) for c, e in zip(commands, errors)]
+        while not all((Path(barrier) / f"ready-{i}").exists() for i in range(len(commands))):
+            if any(p.poll() not in (None, 0) for p in processes):
+                break  # a worker failed before it was ready: reported below
+            time.sleep(0.005)
+        (Path(barrier) / "go").touch()
+        return _collect(processes, errors)
+
+
+def _collect(processes, errors) -> list[dict]:
     results = []
-    for process in processes:
-        out, err = process.communicate()
+    for process, error in zip(processes, errors):
+        out, _ = process.communicate()
+        error.seek(0)
         if process.returncode != 0:
-            raise RuntimeError(f"benchmark worker failed:\n{err[-2000:]}")
+            raise RuntimeError(f"benchmark worker failed:\n{error.read()[-2000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+def combined_rate(results: list[dict]) -> float:
+    """All processes' slices over the wall time from the first start to the last end."""
+    return sum(r["slices"] for r in results) / (max(r["ended"] for r in results) - min(r["started"] for r in results))
 
 
 def measure(args, workload: str) -> dict:
     single = _run_together([_command(args, workload, args.cpus)])[0]
     side_by_side = _run_together([_command(args, workload, 1) for _ in range(args.cpus)])
-    together = sum(r["slices_per_second"] for r in side_by_side)
+    together = combined_rate(side_by_side)
     return {
         "one_process": {"threads": args.cpus, **single},
         "side_by_side": {"processes": args.cpus, "threads_each": 1, "per_process": side_by_side,
-                         "slices_per_second": together},
+                         "slices_per_second": together,
+                         "sum_of_own_rates": sum(r["slices_per_second"] for r in side_by_side)},
         "speedup_side_by_side": together / single["slices_per_second"],
     }
 

@@ -71,10 +71,13 @@ def flat_table(report: dict, drop=("command", "config.out")) -> pd.DataFrame:
 # ## The neural ODE: adjoint vs backpropagation through the solver, inference, the 101-frame flow
 #
 # `benchmarks/bench_study_a.py` with the model of this profile. The peak memory is measured in a fresh
-# process per method (the resident set above what it was before one forward + backward; on a GPU the
-# allocator's peak). The 100 separate solves are extrapolated from every 10th one, by the exact count of
-# RK4 steps (the table says how many were timed). The same training timed for the labelled variant
-# of the study A pages whose vector field is one U-Net per modality.
+# process per method (the resident set above what it was before one forward + backward, after a
+# forward + backward on one slice has done the one-off set-up; on a GPU the allocator's peak). Each
+# speed comparison is timed in alternating rounds (`--rounds`, 3 by default) and the medians are
+# shown, so drift of the machine's speed reaches both sides alike. The 100 separate solves are
+# extrapolated from every 10th one, by the exact count of RK4 steps (the table says how many were
+# timed), and their frames are checked against the one solve's. The same training timed for the
+# labelled variant of the study A pages whose vector field is one U-Net per modality.
 
 # %% tags=["hide-input"]
 if P["run_benchmark"]:
@@ -115,8 +118,9 @@ else:
 # %% [markdown]
 # ## Chapters side by side: one process with every thread vs one process per core
 #
-# `benchmarks/bench_parallel.py`: each process trains one workload of this profile on its own, and the
-# rates of processes started together are added up. Where one process per core trains more slices per
+# `benchmarks/bench_parallel.py`: each process trains one workload of this profile on its own; the
+# processes warm up, wait for each other and start training together, and their rate is all their
+# slices over the wall time from the first start to the last end. Where one process per core trains more slices per
 # second in total, running chapters side by side (`python -m lib book --jobs N`, each run with
 # CPUs / N torch threads) finishes the book sooner, and `make book` does so.
 
@@ -134,7 +138,7 @@ if P["run_benchmark"]:
         rows.append({"workload": label,
                      f"1 process × {measured['one_process']['threads']} threads (slices/s)":
                          measured["one_process"]["slices_per_second"],
-                     f"{measured['side_by_side']['processes']} processes × 1 thread (slices/s, summed)":
+                     f"{measured['side_by_side']['processes']} processes × 1 thread (slices/s, together)":
                          measured["side_by_side"]["slices_per_second"],
                      "ratio": measured["speedup_side_by_side"]})
         summary[f"parallel_speedup_{workload}"] = float(measured["speedup_side_by_side"])

@@ -107,6 +107,11 @@ def _pair_or_empty(values) -> str | None:
     return _distinct(values)
 
 
+def _positive(value) -> str | None:
+    # a learning rate (or its multiplier) of 0 trains nothing; TrainConfig refuses it, but only at training
+    return None if value > 0 else f"{value!r} must be above 0"
+
+
 def _open_unit_interval(value) -> str | None:
     return None if 0.0 < value < 1.0 else f"{value!r} is not between 0 and 1 (exclusive)"
 
@@ -195,11 +200,11 @@ STUDY_A = {
                                              "about the parameters of one shared U-Net of width 8)"),
     "ode_epochs": Field("int", default=20, minimum=1),
     "ode_batch_size": Field("int", default=16, minimum=1),
-    "ode_lr": Field("float", default=1e-3, minimum=0.0),
+    "ode_lr": Field("float", default=1e-3, check=_positive),
     "ode_lr_schedule": Field("str", default="constant", choices=("constant", "cosine"),
                              help="constant ode_lr, or cosine annealing from it to 0 over the training steps"),
     "ode_loss": Field("str", default="bce", choices=("bce", "bce+dice")),
-    "ode_readout_lr_multiplier": Field("float", default=1.0, minimum=0.0),
+    "ode_readout_lr_multiplier": Field("float", default=1.0, check=_positive),
     "ode_prior_bias": Field("bool", default=False, help="initialise the readout bias to the prior log-odds"),
     # explanation (Eq. 5-7) and the measures that do not depend on channel identity
     "render_frames": Field("int", default=101, minimum=2, help="frames of I_t on [0, 1]; 101 = the paper's 0.01 step"),
@@ -238,7 +243,7 @@ STUDY_A = {
     "unet_depth": Field("int", default=5, minimum=2, maximum=6),
     "unet_epochs": Field("int", default=20, minimum=1),
     "unet_batch_size": Field("int", default=16, minimum=1),
-    "unet_lr": Field("float", default=1e-3, minimum=0.0),
+    "unet_lr": Field("float", default=1e-3, check=_positive),
     "unet_lr_schedule": Field("str", default="constant", choices=("constant", "cosine"),
                               help="constant unet_lr, or cosine annealing from it to 0 over unet_epochs' steps"),
     "unet_loss": Field("str", default="bce", choices=("bce", "bce+dice")),

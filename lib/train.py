@@ -101,8 +101,9 @@ class TrainConfig:
 @dataclass
 class TrainHistory:
     """What a training run did: mean loss per epoch, every batch loss, wall time and throughput;
-    with validation slices, the validation Dice per epoch, the epoch whose weights were kept
-    (1-based) and whether early stopping ended the run."""
+    with validation slices, the validation Dice per epoch; with early stopping (``patience``), the
+    epoch whose weights were kept (1-based; None without it: the last epoch's are kept) and whether
+    early stopping ended the run before ``epochs`` (False when it ran them all)."""
 
     epoch_losses: list[float] = field(default_factory=list)
     batch_losses: list[float] = field(default_factory=list)
@@ -238,6 +239,9 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
         _check_arrays(model, *validation)
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs validation slices")
+    if config.patience is not None and not np.asarray(validation[1]).any():
+        # their pooled Dice is 1 for every epoch that predicts nothing: no epoch could beat the first
+        raise ValueError("early stopping (patience) needs validation slices with some target; these have none")
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
     if config.num_threads:
@@ -290,10 +294,11 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
             if validation is not None:
                 history.val_dice.append(_pooled_dice(model, *validation, device))
                 model.train()
+            if config.patience is not None:  # (validation is given: checked above)
                 if history.best_epoch is None or history.val_dice[-1] > history.val_dice[history.best_epoch - 1]:
                     history.best_epoch = epoch + 1
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                elif config.patience is not None and epoch + 1 - history.best_epoch >= config.patience:
+                elif epoch + 1 - history.best_epoch >= config.patience and epoch + 1 < config.epochs:
                     history.stopped_early = True
                     break
         if config.patience is not None and history.best_epoch is not None:

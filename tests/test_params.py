@@ -104,6 +104,8 @@ def test_every_shipped_parameter_file_validates():
         ({"test_fraction": 0.6}, "key 'test_fraction': 0.6 is above the maximum 0.5"),  # schema: [0.05, 0.5]
         ({"seeds": [0, 0]}, "key 'seeds': values must be distinct"),  # one ODE model per seed: a repeat is a copy
         ({"alpha": 0}, "key 'alpha': 0.0 is not between 0 and 1 (exclusive)"),
+        ({"unet_lr": 0}, "key 'unet_lr': 0.0 must be above 0"),
+        ({"ode_readout_lr_multiplier": 0}, "key 'ode_readout_lr_multiplier': 0.0 must be above 0"),
         ({"alpha": 1}, "key 'alpha': 1.0 is not between 0 and 1 (exclusive)"),
         # a Dice gap of 0.15 would be both 'near baseline' and 'clearly lower'
         ({"subset_near_baseline": 0.2, "subset_clearly_lower": 0.1},

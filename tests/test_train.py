@@ -345,6 +345,27 @@ def test_validation_is_only_recorded_without_patience_and_changes_nothing():
         assert torch.equal(watched.state_dict()[name], value), name
 
 
+def test_a_run_that_never_stops_early_says_so_and_without_patience_no_epoch_is_called_kept(monkeypatch):
+    images, masks = separable_toy()
+    dice = iter([0.5, 0.4, 0.3])  # scripted validation: the best epoch is the first
+    monkeypatch.setattr(train_module, "_pooled_dice", lambda *args: next(dice))
+    history = train_segmenter(_unet(masks), images, masks, quiet(epochs=3, batch_size=4, patience=2),
+                              validation=(images, masks))
+    assert len(history.epoch_losses) == 3 and history.best_epoch == 1
+    assert not history.stopped_early  # patience ran out on the last epoch: every epoch was trained anyway
+    dice = iter([0.1, 0.5, 0.3, 0.2])
+    monkeypatch.setattr(train_module, "_pooled_dice", lambda *args: next(dice))
+    history = train_segmenter(_unet(masks), images, masks, quiet(epochs=4, batch_size=4), validation=(images, masks))
+    assert history.val_dice == [0.1, 0.5, 0.3, 0.2] and history.best_epoch is None  # the last epoch's weights
+
+
+def test_early_stopping_on_slices_without_target_is_refused():
+    images, masks = separable_toy()
+    with pytest.raises(ValueError, match="validation slices with some target; these have none"):
+        train_segmenter(_unet(masks), images, masks, quiet(epochs=2, batch_size=4, patience=1),
+                        validation=(images, np.zeros_like(masks)))
+
+
 def test_early_stopping_needs_validation_and_a_positive_patience():
     images, masks = separable_toy()
     with pytest.raises(ValueError, match="validation"):

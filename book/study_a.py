@@ -220,7 +220,8 @@ else:
                                            n_frames=P["render_frames"])
     flows = flows.cpu().numpy()
     display(flow_explorer(t_grid.cpu().numpy(), flows, segmentation_frames(flows, w0, b0),
-                          binarised_contribution(flows, w0), data.modalities))
+                          binarised_contribution(flows, w0), data.modalities,
+                          label=SYNTHETIC_LABEL if data.synthetic else ""))
 
 # %% [markdown]
 # ### Figure 7: the accumulated contribution curves, one panel per seed

@@ -64,11 +64,14 @@ def flow_figure(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray
     """
     rows = _frame_indices(t, times)
     m = len(modalities)
+    # One grey range per channel over all frames (as the animation): scaled panel by panel, a frame
+    # the flow has made nearly uniform (the paper's "unity map", Fig. 4A) would show as full-contrast noise.
+    ranges = [channel_range(I_t[:, k]) for k in range(m)]
     fig, axes = plt.subplots(len(rows), 2 * m + 2, figsize=(1.45 * (2 * m + 2), 1.5 * len(rows)), squeeze=False)
     for r, fi in enumerate(rows):
         for k in range(m):
             ax = axes[r, k]
-            ax.imshow(I_t[fi, k], cmap="gray")
+            ax.imshow(I_t[fi, k], cmap="gray", vmin=ranges[k][0], vmax=ranges[k][1])
             ax = axes[r, m + 2 + k]
             ax.imshow(eta[fi, k], cmap="gray", vmin=0, vmax=1)
             if eta[fi, k].all():
@@ -88,6 +91,12 @@ def flow_figure(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def channel_range(frames: np.ndarray) -> tuple[float, float]:
+    """The grey range of one channel over all its frames: its 1st and 99th percentiles."""
+    lo, hi = np.percentile(frames, [1, 99])
+    return float(lo), float(hi) if hi > lo else float(lo) + 1e-6
 
 
 def _acc_axes(ax, curves, modalities: Sequence[str]) -> None:
@@ -139,7 +148,9 @@ def acc_grid(curves: dict, modalities: Sequence[str], title: str = "", ylabel: s
                 ax.set_title(f"{target}: no seed {seed}", fontsize=9)
                 ax.set_axis_off()
         axes[i, 0].set_ylabel(ylabel)
-    axes[0, -1].legend(fontsize=7, loc="upper left")
+    drawn = [ax for ax in axes.flat if ax.get_legend_handles_labels()[0]]
+    if drawn:  # the top-right panel can be empty (a target without the first seed)
+        drawn[-1].legend(*drawn[-1].get_legend_handles_labels(), fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -203,15 +214,39 @@ def flow_animation(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndar
         return ims + [text]
 
     anim = animation.FuncAnimation(fig, update, frames=frames, interval=120, blit=False)
-    html = anim.to_jshtml(default_mode="loop")
+    html = offline_controls(anim.to_jshtml(default_mode="loop"))
     plt.close(fig)
     return html
 
 
-def flow_explorer(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray, modalities: Sequence[str]):
+# Font Awesome 4 icons of matplotlib's animation controls -> characters every font has.
+_CONTROL_GLYPHS = {"fa-minus": "−", "fa-plus": "+", "fa-fast-backward": "⏮", "fa-step-backward": "⏴|",
+                   "fa-play": "▶", "fa-pause": "⏸", "fa-step-forward": "|⏵", "fa-fast-forward": "⏭"}
+
+
+def offline_controls(html: str) -> str:
+    """matplotlib's ``to_jshtml`` links Font Awesome from a CDN for its buttons: offline (this book
+    is read offline too) they would be blank. Drop the link and draw each icon as a character."""
+    import re
+
+    html = re.sub(r'<link rel="stylesheet"[^>]*font-awesome[^>]*>\s*', "", html)
+
+    def glyph(match):
+        classes = match.group(1).split()
+        for name, character in _CONTROL_GLYPHS.items():
+            if name in classes:
+                return character
+        return "·"
+
+    return re.sub(r'<i class="([^"]*\bfa\b[^"]*)"[^>]*>\s*</i>', glyph, html)
+
+
+def flow_explorer(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarray, modalities: Sequence[str],
+                  label: str = ""):
     """ipywidgets explorer (needs a live kernel): pick a slice and scrub t across I_t, J_t and η_t.
 
-    Shapes: I_t (T, N, m, H, W), J_t (T, N, H, W), eta (T, N, m, H, W)."""
+    Shapes: I_t (T, N, m, H, W), J_t (T, N, H, W), eta (T, N, m, H, W). ``label`` (e.g. the
+    synthetic-data stamp) is drawn on every figure it shows."""
     import ipywidgets as widgets
 
     slice_w = widgets.IntSlider(0, 0, I_t.shape[1] - 1, description="slice")
@@ -231,6 +266,8 @@ def flow_explorer(t: np.ndarray, I_t: np.ndarray, J_t: np.ndarray, eta: np.ndarr
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
+        if label:
+            fig.suptitle(label, fontsize=7, color="#b22222")
         plt.show()
 
     return widgets.interactive(show, slice_index=slice_w, time_index=time_w)
@@ -262,6 +299,9 @@ def label_histograms(images: np.ndarray, labels: np.ndarray, brain: np.ndarray, 
 
 
 GRADE_MARKERS = {"HGG": "o", "LGG": "^"}
+# Fixed per grade, so a grade has one colour in every panel (a panel's own colour cycle would give
+# LGG the colour HGG has elsewhere when a panel holds LGG patients only).
+GRADE_COLOURS = {"HGG": "#1f77b4", "LGG": "#ff7f0e"}
 
 
 def dice_gap_scatter(gaps, title: str = ""):
@@ -272,14 +312,15 @@ def dice_gap_scatter(gaps, title: str = ""):
     for ax, role in zip(axes[0], roles):
         one = gaps[gaps["subset"] == role]
         for grade, rows in one.groupby("grade"):
-            ax.scatter(rows["target_pixels"], rows["dice_diff_vs_baseline"], s=18,
+            ax.scatter(rows["target_pixels"], rows["dice_diff_vs_baseline"], s=18, color=GRADE_COLOURS.get(grade, "#7f7f7f"),
                        marker=GRADE_MARKERS.get(grade, "s"), label=grade, alpha=0.8)
         ax.axhline(0.0, color="#7f7f7f", lw=0.8)
         ax.set_xscale("log")
         ax.set_title(f"{role}\n({one['inputs'].iloc[0]})", fontsize=8)
         ax.set_xlabel("target pixels (patient)")
     axes[0][0].set_ylabel("Dice − baseline Dice")
-    axes[0][-1].legend(fontsize=7)
+    legend = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
+    axes[0][-1].legend(legend.values(), legend.keys(), fontsize=7)  # every grade of every panel
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

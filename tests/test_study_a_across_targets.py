@@ -86,6 +86,19 @@ def test_table_two_shows_a_single_seed_without_a_spread(tmp_path):
     assert table[("ET", f"{LABEL}: seed 3")]["Dice"] == "0.600"
 
 
+def test_table_two_names_seeds_without_a_test_patient_with_the_target(tmp_path):
+    one = make_run(tmp_path / "one", "TC", seeds=(0,))
+    two = make_run(tmp_path / "two", "WT", seeds=(0, 1))
+    for folder, drop in ((one, [0]), (two, [1])):  # no patient with the target (in one seed of WT)
+        scores = pd.read_csv(folder / "tables" / "ode-test-scores-per-patient.csv")
+        scores.loc[scores["seed"].isin(drop), "target_pixels"] = 0
+        scores.to_csv(folder / "tables" / "ode-test-scores-per-patient.csv", index=False)
+    table = A.table_two_across_targets(A.load_target_runs({"TC": one, "WT": two}), LABEL)
+    assert table[("TC", f"{LABEL}: seed 0")]["Dice"] == "— (no test patient with the target)"  # was IndexError
+    assert table[("TC", f"{LABEL}: seed 0")]["Accuracy (%)"] == "98.000"
+    assert table[("WT", f"{LABEL}: mean ± sd over 2 seeds")]["Dice"] == "0.600 ± nan (1 of 2 seeds)"
+
+
 def test_verdict_matrix_lines_up_measures_and_counts_outcomes(tmp_path):
     folders = {"ET": make_run(tmp_path / "et", "ET"),
                "WT": make_run(tmp_path / "wt", "WT", verdicts=[

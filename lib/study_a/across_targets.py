@@ -199,17 +199,27 @@ def table_two_across_targets(runs: Mapping[str, TargetRun], data_label: str) -> 
             "Sensitivity": has_target.groupby("seed")["sensitivity"].mean(),
             "Specificity": scores.groupby("seed")["specificity"].mean(),
         }
-        n = scores["seed"].nunique()
-        if n == 1:  # no spread over one seed: its value alone
-            column = f"{data_label}: seed {int(scores['seed'].iloc[0])}"
-            cells[(target, column)] = {metric: f"{float(values.iloc[0]):.3f}" for metric, values in per_seed.items()}
-        else:
-            cells[(target, f"{data_label}: mean ± sd over {n} seeds")] = {
-                metric: mean_sd(values.to_numpy()) for metric, values in per_seed.items()}
+        seeds = sorted(scores["seed"].unique())
+        n = len(seeds)
+        column = (f"{data_label}: seed {int(seeds[0])}" if n == 1  # no spread over one seed: its value alone
+                  else f"{data_label}: mean ± sd over {n} seeds")
+        cells[(target, column)] = {metric: _seed_cell(values.reindex(seeds)) for metric, values in per_seed.items()}
         cells[(target, SOURCE_STUDY_A)] = {k: f"{v:.3f}" for k, v in STUDY_A_TABLE_II[target].items()}
     table = pd.DataFrame(cells)
     table.columns = pd.MultiIndex.from_tuples(table.columns, names=["target", "source"])
     return table
+
+
+def _seed_cell(values: pd.Series) -> str:
+    """One seed's value, or mean ± sd over the seeds that have one; a seed without one (no test
+    patient with the target) is named, not silently averaged away."""
+    present = values.dropna()
+    if present.empty:
+        return "— (no test patient with the target)"
+    if len(values) == 1:
+        return f"{float(present.iloc[0]):.3f}"
+    text = mean_sd(present.to_numpy())
+    return text if len(present) == len(values) else f"{text} ({len(present)} of {len(values)} seeds)"
 
 
 def verdict_matrix(runs: Mapping[str, TargetRun]) -> pd.DataFrame:

@@ -162,8 +162,7 @@ def notebook_from_script(script: Path):
     """Read a jupytext percent-format chapter into a notebook node."""
     import jupytext
 
-    read_chapter(script)
-    nb = jupytext.read(script)
+    nb = jupytext.reads(read_chapter(script), fmt=script.suffix.lstrip(".") or "py")  # one read of the file
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb

@@ -431,11 +431,17 @@ def test_a_book_plan_naming_a_missing_file_stops_before_any_page(toy, tmp_path):
     ("params/data/{profile.x}.yaml", "is not a valid template (placeholders: {profile}; write {{ and }} for a brace)"),
 ])
 def test_a_book_plan_placeholder_typo_is_one_line_naming_the_plan_entry_and_placeholder(tmp_path, template, message):
+    plan, error = _plan_error(tmp_path, f"{{notebook: book/data.py, params: '{template}', page: data}}")  # was KeyError
+    assert error.startswith(f"{plan}: ") and message in error and "\n" not in error
+
+
+def _plan_error(tmp_path, entry: str) -> tuple:
+    """(plan file, the ParamsError's text) for a book plan whose one run is ``entry``."""
     plan = tmp_path / "book.yml"
-    plan.write_text(f"runs:\n  - {{notebook: book/data.py, params: '{template}', page: data}}\n")
-    with pytest.raises(ParamsError) as info:  # was KeyError: 'profle'
+    plan.write_text(f"runs:\n  - {entry}\n")
+    with pytest.raises(ParamsError) as info:
         runner.load_book_plan(plan, "smoke")
-    assert str(info.value).startswith(f"{plan}: ") and message in str(info.value) and "\n" not in str(info.value)
+    return plan, str(info.value)
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -444,11 +450,7 @@ def test_a_book_plan_placeholder_typo_is_one_line_naming_the_plan_entry_and_plac
     ("{notebook: book/data.py, params: p.yaml, page: ''}", "runs[0]: key 'page': expected a non-empty text, got ''"),
 ])
 def test_a_book_plan_entry_that_is_not_text_is_one_line(tmp_path, entry, message):
-    plan = tmp_path / "book.yml"
-    plan.write_text(f"runs:\n  - {entry}\n")
-    with pytest.raises(ParamsError) as info:
-        runner.load_book_plan(plan, "smoke")
-    assert message in str(info.value)
+    assert message in _plan_error(tmp_path, entry)[1]
 
 
 def test_a_damaged_manifest_is_not_trusted(toy):

@@ -27,8 +27,12 @@ def cmd_run(args) -> int:
     from lib import runner
 
     overrides = _overrides(args.set)
-    for params_file in args.params:
-        runner.run(args.script, params_file, overrides, force=args.force, book_page=args.page)
+    restore = runner.stop_on_sigterm()  # `kill` stops the kernel and cleans up, as Ctrl-C does
+    try:
+        for params_file in args.params:
+            runner.run(args.script, params_file, overrides, force=args.force, book_page=args.page)
+    finally:
+        restore()
     return 0
 
 

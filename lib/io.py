@@ -32,6 +32,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         _flush_to_disk(tmp_path)  # so a crash after the rename cannot leave an empty file under the final name
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the usual mode
         os.replace(tmp_path, path)
+        sync_dir(path.parent)  # the rename itself reaches the disk (POSIX: the folder's entry)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -56,6 +57,22 @@ def _flush_to_disk(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_dir(folder: str | os.PathLike) -> None:
+    """fsync a folder, so that renames into or out of it survive a crash (POSIX keeps a file's
+    name in its folder; fsync of the file alone does not write that). A no-op where folders
+    cannot be opened for it (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a folder; the rename is still atomic
+        pass
     finally:
         os.close(fd)
 

@@ -35,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from lib import io, params as params_mod
+from lib import io, kernel, params as params_mod
 from lib.fingerprint import lib_source_fingerprint
 from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display, resolve
 from lib.progress_streams import collapse_progress_streams
@@ -186,26 +186,27 @@ def headless_parameters(nb) -> dict[str, Any]:
     return {name: value for name, value in HEADLESS_PARAMETERS.items() if name in declared}
 
 
-def cohort_only_fingerprint(params: Mapping[str, Any]) -> str | None:
-    """The fingerprint of the run's cohort alone, without its tumour-free twin (what a reader
-    comparing runs on "the same data" needs; `prepare_inputs` has validated it, so this reads memos)."""
-    if "data_source" not in params:
-        return None
-    from lib.data.cohort import prepare_cohort
+@dataclass(frozen=True)
+class DataFingerprints:
+    """What `prepare_inputs` found. ``combined``: the run's data input (the cohort, or with a
+    tumour-free twin the hash of both); ``cohort``: the cohort alone (what a reader comparing
+    runs on "the same data" needs; the manifest's ``cohort_fingerprint``)."""
 
-    return prepare_cohort(params).fingerprint
+    combined: str
+    cohort: str
 
 
-def prepare_inputs(params: Mapping[str, Any]) -> str | None:
+def prepare_inputs(params: Mapping[str, Any]) -> DataFingerprints | None:
     """Make sure the run's cohort (and its tumour-free twin, when asked for) exists and is valid;
-    return its fingerprint, or with a twin the hash of both (None: no data)."""
+    return their fingerprints (None: the chapter reads no data)."""
     if "data_source" not in params:
         return None
     from lib.data.cohort import prepare_cohort, tumour_free_twin
 
     fingerprint = prepare_cohort(params).fingerprint
     twin = tumour_free_twin(params)
-    return fingerprint if twin is None else _sha256_text(fingerprint, prepare_cohort(twin).fingerprint)
+    combined = fingerprint if twin is None else _sha256_text(fingerprint, prepare_cohort(twin).fingerprint)
+    return DataFingerprints(combined, fingerprint)
 
 
 def source_runs_fingerprint(params: Mapping[str, Any], *, restore: bool = True) -> str | None:
@@ -267,12 +268,14 @@ class RunInputs:
 
     ``parts``: the text of each input by ``INPUT_PARTS`` name (absent when a chapter has none);
     ``fingerprint``: their hash, the manifest's ``input_fingerprint``; ``unknown``: why some
-    input cannot be known before running (only with ``prepare=False``), else empty."""
+    input cannot be known before running (only with ``prepare=False``), else empty;
+    ``cohort_fingerprint``: the cohort without its twin, when known."""
 
     params: dict[str, Any]
     final_dir: Path
     parts: dict[str, str]
     unknown: tuple[str, ...] = ()
+    cohort_fingerprint: str | None = None  # the cohort alone, as prepared (DataFingerprints.cohort)
 
     @property
     def fingerprint(self) -> str:
@@ -317,12 +320,12 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
     unknown: list[str] = []
     try:
         unknown += [] if prepare else _phantom_to_generate(params)
-        data_fingerprint = None if unknown else prepare_inputs(params)
+        data = None if unknown else prepare_inputs(params)
     except (CohortError, InvalidCohortError) as err:  # one line naming the folder and what is wrong
         if prepare:
             raise
         unknown.append(f"{WILL_STOP}{err}")
-        data_fingerprint = None
+        data = None
     try:
         sources_fingerprint = source_runs_fingerprint(params, restore=prepare)
     except RunError:
@@ -332,12 +335,13 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
         sources_fingerprint = None
     benchmarks_fingerprint = benchmark_scripts_fingerprint(chapter_text)
     parts = {"chapter": chapter_text, "params": params_mod.dump(params), "lib": lib_source_fingerprint(),
-             "data": data_fingerprint or ""}
+             "data": data.combined if data else ""}
     if sources_fingerprint:
         parts["sources"] = sources_fingerprint
     if benchmarks_fingerprint:
         parts["benchmarks"] = benchmarks_fingerprint
-    return RunInputs(params, Path(results_root) / params["study"] / params["name"], parts, tuple(unknown))
+    return RunInputs(params, Path(results_root) / params["study"] / params["name"], parts, tuple(unknown),
+                     data.cohort if data else None)
 
 
 def check_run(script: str | Path, params_file: str | Path, overrides: Mapping[str, Any] | None = None, *,
@@ -439,6 +443,7 @@ def run(
                     cwd=str(REPO_ROOT),
                     progress_bar=False,
                     log_output=log_output,
+                    **kernel.execution_options(),
                 )
         except Exception as err:  # papermill wraps the kernel's error
             failed = study_dir / f"{name}.failed.ipynb"
@@ -467,7 +472,7 @@ def run(
             "input_fingerprint": input_fingerprint,
             "input_parts": inputs.part_digests(),
             "data_fingerprint": data_fingerprint,
-            "cohort_fingerprint": cohort_only_fingerprint(params) if data_fingerprint else None,
+            "cohort_fingerprint": inputs.cohort_fingerprint,
             "git": commit,
             "packages": package_versions(),
             "environment": environment(),
@@ -544,6 +549,7 @@ def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = prin
     restore, leftovers = _interrupted_swap(final_dir)
     if restore is not None:
         os.replace(restore, final_dir)
+        io.sync_dir(final_dir.parent)
         log(f"restored the previous result {display(final_dir)} (a run was stopped while replacing it)")
     for old in leftovers:
         shutil.rmtree(old, ignore_errors=True)
@@ -556,6 +562,7 @@ def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
     if final_dir.exists():
         os.replace(final_dir, old)
     os.replace(work_dir, final_dir)
+    io.sync_dir(final_dir.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -755,7 +762,7 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
     running: dict[int, Any] = {}
     codes: dict[int, int] = {}
     failed = False
-    restore = _stop_on_sigterm()
+    restore = stop_on_sigterm()
     finished_pages = lambda: {entries[i].get("page") for i, code in codes.items() if code == 0}  # noqa: E731
     try:
         while running or (pending and not failed):
@@ -789,10 +796,11 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
     return [(entry, codes.get(i)) for i, entry in enumerate(entries)]
 
 
-def _stop_on_sigterm() -> Callable[[], None]:
-    """While the scheduler runs, SIGTERM (``kill``, a CI cancel) interrupts it like Ctrl-C, so the
-    runs it started are stopped too instead of running on as orphans. Returns the undo. (A job
-    started in the background by a non-interactive shell ignores SIGINT; SIGTERM still works.)"""
+def stop_on_sigterm() -> Callable[[], None]:
+    """Until the returned undo is called, SIGTERM (``kill``, a CI cancel) interrupts like Ctrl-C:
+    the scheduler stops the runs it started instead of leaving them running as orphans, and a
+    run stops its kernel and removes its temporary folder. (A job started in the background by a
+    non-interactive shell ignores SIGINT; SIGTERM still works.)"""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 

@@ -57,3 +57,26 @@ def test_a_home_folder_that_cannot_be_found_is_a_one_line_error_naming_the_key()
     with pytest.raises(ValueError) as info:
         folder_for_key("cache_dir", f"{NO_SUCH_USER}/cache")
     assert str(info.value).startswith("key 'cache_dir': ") and "\n" not in str(info.value)
+
+
+def test_a_write_syncs_its_folder_after_the_rename_so_the_new_name_survives_a_crash(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(io, "sync_dir", lambda folder: synced.append((folder, (tmp_path / "r.json").is_file())))
+    io.write_json(tmp_path / "r.json", {"v": 1})
+    assert synced == [(tmp_path, True)]  # after the file has its final name
+
+
+def test_sync_dir_accepts_a_folder_and_ignores_what_cannot_be_opened(tmp_path):
+    io.sync_dir(tmp_path)
+    io.sync_dir(tmp_path / "missing")  # no error: the rename it follows has happened anyway
+
+
+def test_a_finished_run_syncs_the_results_folder_after_its_swap(tmp_path, monkeypatch):
+    from lib import runner
+
+    work, final = tmp_path / ".r.tmp-1", tmp_path / "r"
+    work.mkdir()
+    synced = []
+    monkeypatch.setattr(runner.io, "sync_dir", lambda folder: synced.append((folder, final.is_dir())))
+    runner._swap_into_place(work, final)
+    assert synced == [(tmp_path, True)]

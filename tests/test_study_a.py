@@ -524,10 +524,12 @@ def test_a_twin_is_the_same_cohort_but_for_the_tumour_free_modality(tmp_path):
               "phantom_resolution_mm": 4.0, "phantom_hgg_fraction": 1.0, "phantom_contrast_gain": {},
               "modalities": list(MODS), "label_convention": "auto", "cache_dir": str(tmp_path / "cache"),
               "twin_tumour_free": ["t1"]}
-    fingerprint = prepare_inputs(params)
+    fingerprints = prepare_inputs(params)
     main, twin = prepare_cohort(params), prepare_cohort(tumour_free_twin(params))
-    assert fingerprint not in (main.fingerprint, twin.fingerprint)
-    assert prepare_inputs({**params, "twin_tumour_free": []}) == main.fingerprint
+    assert fingerprints.combined not in (main.fingerprint, twin.fingerprint)
+    assert fingerprints.cohort == main.fingerprint
+    alone = prepare_inputs({**params, "twin_tumour_free": []})
+    assert alone.combined == alone.cohort == main.fingerprint
     read = lambda root, sid, mod: np.asarray(nib.load(root / sid / f"{sid}_{mod}.nii.gz").dataobj)  # noqa: E731
     sid = "BraTS20_Training_001"
     assert np.array_equal(read(main.root, sid, "seg"), read(twin.root, sid, "seg"))

@@ -12,6 +12,10 @@ PROFILE ?= default
 # models scale badly across threads; benchmarks/bench_parallel.py, the study A cost page). Three,
 # so that the three study A targets run together and no core idles while the last one finishes.
 JOBS ?= 3
+# Every page on your own cohort: make book PROFILE=paper DATA_DIR=/data/BraTS2020/MICCAI_BraTS2020_TrainingData
+# (passed as --set data_dir=... to each page that reads data; empty: the parameter files' data_dir).
+DATA_DIR ?=
+DATA_SET := $(if $(DATA_DIR),--set 'data_dir=$(DATA_DIR)')
 export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
@@ -35,14 +39,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
 	touch $(STAMP)
 
 data: setup
-	$(PY) -m lib cohort --params params/data/$(PROFILE).yaml
+	$(PY) -m lib cohort --params params/data/$(PROFILE).yaml $(DATA_SET)
 
 chapters: data
-	$(PY) -m lib book --profile $(PROFILE) --no-build --jobs $(JOBS)
+	$(PY) -m lib book --profile $(PROFILE) --no-build --jobs $(JOBS) $(DATA_SET)
 
 # Which pages `make book` would run, and why (what changed since each result); runs nothing.
 status: setup
-	$(PY) -m lib book --profile $(PROFILE) --dry-run --jobs $(JOBS)
+	$(PY) -m lib book --profile $(PROFILE) --dry-run --jobs $(JOBS) $(DATA_SET)
 
 html: setup
 	$(VENV)/bin/jupyter-book build book

@@ -79,7 +79,8 @@ def cmd_book(args) -> int:
     from lib.paths import REPO_ROOT
 
     if args.dry_run:
-        status = runner.book_status(REPO_ROOT / args.plan, profile=args.profile, jobs=args.jobs)
+        status = runner.book_status(REPO_ROOT / args.plan, profile=args.profile, jobs=args.jobs,
+                                    overrides=_overrides(args.set))
         for page, reasons in status:
             state = ("up to date" if not reasons else
                      ("cannot run: " if runner.cannot_run(reasons) else "will run: ") + "; ".join(reasons))
@@ -87,7 +88,8 @@ def cmd_book(args) -> int:
         stale = sum(bool(reasons) for _, reasons in status)
         print(f"{stale} of {len(status)} page(s) would run or cannot (--force runs them all)")
         return 0
-    runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force, jobs=args.jobs)
+    runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force, jobs=args.jobs,
+                    overrides=_overrides(args.set))
     if args.no_build:
         return 0
     return build_book()
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="say which pages would run and why (what changed since their results), run nothing")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at a time, each with CPUs/JOBS torch threads (entries marked 'alone' run by themselves)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a parameter on every page that has it (e.g. data_dir=/data/BraTS2020/...)")
     p.set_defaults(func=cmd_book)
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -696,9 +696,44 @@ def _plan_params_file(plan: Path, index: int, template: str, profile: str) -> st
                                      f"template (placeholders: {known}; write {{{{ and }}}} for a brace)") from None
 
 
+# Keys a book-wide --set cannot change: each page keeps its own (one name per result folder; the
+# summary page reads its pages' folders).
+BOOK_FIXED_KEYS = ("study", "profile", "name", "source_runs")
+
+
+def book_overrides(entries: Sequence[Mapping[str, Any]], overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """``--set`` for a whole book: page -> the overrides its parameters have (a key goes to every
+    page whose study has it: ``data_dir`` to the data and study pages, not to the cost page).
+    ParamsError, one line naming the key, for a key no page has or one each page keeps."""
+    from lib.schemas import SCHEMAS
+
+    overrides = dict(overrides or {})
+    fixed = [key for key in overrides if key in BOOK_FIXED_KEYS]
+    if fixed:
+        raise params_mod.ParamsError(f"--set {fixed[0]}: every page of the book keeps its own '{fixed[0]}' "
+                                     "(for one page: python -m lib run CHAPTER --params FILE --set ...)")
+    per_page, known = {}, set()
+    for entry in entries:
+        keys = set(SCHEMAS[params_mod.load(REPO_ROOT / entry["params"])["study"]])
+        per_page[entry["page"]] = {key: value for key, value in overrides.items() if key in keys}
+        known |= keys
+    unknown = [key for key in overrides if key not in known]
+    if unknown:
+        raise params_mod.ParamsError(f"--set {unknown[0]}: no page of the book plan has this parameter "
+                                     f"(pages: {', '.join(per_page)})")
+    return per_page
+
+
+def override_arguments(overrides: Mapping[str, Any]) -> list[str]:
+    """``--set key=value`` arguments that ``parse_override`` reads back to ``overrides`` (JSON is YAML)."""
+    return [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+
+
 def run_book(plan_file: str | Path, profile: str = "default", force: bool = False,
-             log: Callable[[str], None] = print, jobs: int = 1) -> list[RunOutcome] | list[dict[str, Any]]:
-    """Run every entry of the book plan and publish its page.
+             log: Callable[[str], None] = print, jobs: int = 1,
+             overrides: Mapping[str, Any] | None = None) -> list[RunOutcome] | list[dict[str, Any]]:
+    """Run every entry of the book plan and publish its page; ``overrides`` (``--set``) go to
+    each page that has the key (:func:`book_overrides`).
 
     ``jobs == 1``: one after the other in this process, stopping at the first failure.
     ``jobs > 1``: see :func:`run_book_parallel` (each run in its own ``python -m lib run``).
@@ -706,28 +741,36 @@ def run_book(plan_file: str | Path, profile: str = "default", force: bool = Fals
     if jobs < 1:
         raise params_mod.ParamsError(f"--jobs: expected a number >= 1, got {jobs}")
     if jobs > 1:
-        return run_book_parallel(plan_file, profile, force=force, log=log, jobs=jobs)
+        return run_book_parallel(plan_file, profile, force=force, log=log, jobs=jobs, overrides=overrides)
+    entries = load_book_plan(plan_file, profile)
+    per_page = book_overrides(entries, overrides)
     outcomes = []
-    for entry in load_book_plan(plan_file, profile):
-        outcomes.append(run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], force=force,
-                            book_page=entry["page"], log=log))
+    for entry in entries:
+        outcomes.append(run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], per_page[entry["page"]],
+                            force=force, book_page=entry["page"], log=log))
     return outcomes
 
 
 def book_status(plan_file: str | Path, profile: str = "default", jobs: int = 1, *,
-                results_root: str | Path = RESULTS_ROOT) -> list[tuple[str, list[str]]]:
-    """For each page of the book plan, in order: why ``run_book`` with these ``jobs`` would run it,
-    or an empty list when it would skip it. A page that needs another page that will run will run
-    too (it reads that page's new result). Runs no chapter and writes no result (see ``check_run``)."""
+                results_root: str | Path = RESULTS_ROOT,
+                overrides: Mapping[str, Any] | None = None) -> list[tuple[str, list[str]]]:
+    """For each page of the book plan, in order: why ``run_book`` with these ``jobs`` (and
+    ``overrides``) would run it, or an empty list when it would skip it. A page that needs another
+    page that will run will run too (it reads that page's new result). Runs no chapter and writes
+    no result (see ``check_run``)."""
     if jobs < 1:
         raise params_mod.ParamsError(f"--jobs: expected a number >= 1, got {jobs}")
     threads = threads_per_job(jobs)
+    entries = load_book_plan(plan_file, profile)
+    per_page = book_overrides(entries, overrides)
     will_run: dict[str, str] = {}  # page -> "will" (run), "cannot" (run) or "" (up to date)
     status = []
-    for entry in load_book_plan(plan_file, profile):
+    for entry in entries:
         # The same parameters run_book would give the run (run_book_parallel sets the threads).
-        overrides = {"num_threads": threads} if jobs > 1 and not entry["alone"] else None
-        reasons = check_run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], overrides,
+        page_overrides = dict(per_page[entry["page"]])
+        if jobs > 1 and not entry["alone"]:
+            page_overrides["num_threads"] = threads
+        reasons = check_run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], page_overrides or None,
                             results_root=results_root)
         blocked = [page for page in entry["needs"] if will_run.get(page) == "cannot"]
         upstream = [page for page in entry["needs"] if will_run.get(page) == "will" and page not in blocked]
@@ -813,7 +856,8 @@ def stop_on_sigterm() -> Callable[[], None]:
 
 def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bool = False,
                       log: Callable[[str], None] = print, jobs: int = 2,
-                      log_dir: str | Path | None = None) -> list[dict[str, Any]]:
+                      log_dir: str | Path | None = None,
+                      overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run the book plan ``jobs`` runs at a time, each as ``python -m lib run`` with
     ``num_threads`` = CPUs / jobs (so ``jobs`` runs share the cores instead of fighting over them;
     the manifest records it). ``alone`` entries keep their file's ``num_threads`` and run with
@@ -822,8 +866,9 @@ def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bo
     to ``<log_dir>/<page>.log`` (default ``build/logs``). Raises RunError naming the first
     failed run and its log; the other runs' results are complete or absent, as with one job."""
     entries = load_book_plan(plan_file, profile)
+    per_page = book_overrides(entries, overrides)
     for entry in entries:  # validate every parameter file and prepare each cohort before starting
-        prepare_inputs(params_mod.load(REPO_ROOT / entry["params"]))
+        prepare_inputs(params_mod.load(REPO_ROOT / entry["params"], per_page[entry["page"]]))
     log_dir = Path(log_dir) if log_dir is not None else REPO_ROOT / "build" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     threads = threads_per_job(jobs)
@@ -831,7 +876,7 @@ def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bo
 
     def start(entry: dict[str, Any]):
         command = [sys.executable, "-m", "lib", "run", entry["notebook"], "--params", entry["params"],
-                   "--page", entry["page"]]
+                   "--page", entry["page"], *override_arguments(per_page[entry["page"]])]
         if not entry["alone"]:
             command += ["--set", f"num_threads={threads}"]
         if force:

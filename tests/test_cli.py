@@ -55,3 +55,14 @@ def test_a_missing_chapter_or_a_placeholder_typo_is_one_line_and_exits_2(tmp_pat
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         f"error: {plan}: runs[0]: key 'params': unknown placeholder {{profle}} in 'params/data/{{profle}}.yaml' "
         "(known: {profile})"]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("data_dri=/x", "error: --set data_dri: no page of the book plan has this parameter"),
+    ("name=mine", "error: --set name: every page of the book keeps its own 'name'"),
+])
+def test_a_book_wide_set_that_cannot_apply_is_one_line_and_exits_2(setting, message):
+    out = _cli("book", "--profile", "smoke", "--dry-run", "--set", setting)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr

@@ -546,3 +546,66 @@ def test_the_manifest_names_the_commit_the_run_started_from(toy, monkeypatch):
     runner.run(chapter, params, results_root=results, log_output=False)
     manifest = json.loads((results / "toy" / "toy-smoke" / "manifest.json").read_text())
     assert manifest["git"]["commit"] == "a" * 40
+
+
+def _book_with_a_page_without_x(toy, monkeypatch, tmp_path):
+    """A plan of the toy page (has x) and a 'plain' page whose study has no x."""
+    chapter, params, results = toy
+    monkeypatch.setitem(schemas.SCHEMAS, "plain", {
+        "study": Field("str"), "profile": Field("str"), "name": Field("str", default=None, nullable=True)})
+    plain = params.with_name("plain-smoke.yaml")
+    plain.write_text("study: plain\nprofile: smoke\n")
+    plain_chapter = chapter.with_name("plain.py")
+    plain_chapter.write_text(TOY_CHAPTER.replace('if P["fail"]', 'if P.get("fail")').replace('P["x"]', "1"))
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n"
+                    f"  - {{notebook: {plain_chapter}, params: {plain}, page: plain}}\n")
+    return plan
+
+
+def test_a_book_wide_set_goes_to_the_pages_that_have_the_key(toy, monkeypatch, tmp_path):
+    plan = _book_with_a_page_without_x(toy, monkeypatch, tmp_path)
+    entries = runner.load_book_plan(plan, "smoke")
+    assert runner.book_overrides(entries, {"x": 5}) == {"toy": {"x": 5}, "plain": {}}
+    assert runner.book_overrides(entries, None) == {"toy": {}, "plain": {}}
+    with pytest.raises(ParamsError, match=r"^--set y: no page of the book plan has this parameter \(pages: toy, plain\)$"):
+        runner.book_overrides(entries, {"x": 5, "y": 1})
+    for key in runner.BOOK_FIXED_KEYS:
+        with pytest.raises(ParamsError, match=rf"^--set {key}: every page of the book keeps its own '{key}'"):
+            runner.book_overrides(entries, {key: "other"})
+
+
+def test_a_book_wide_set_changes_what_runs_and_what_the_status_says(toy, monkeypatch, tmp_path):
+    chapter, params, results = toy
+    plan = _book_with_a_page_without_x(toy, monkeypatch, tmp_path)
+    monkeypatch.setattr(runner, "run", functools.partial(runner.run, results_root=results, log_output=False))
+    monkeypatch.setattr(runner, "_publish_page", lambda result_dir, page: None)
+    runner.run_book(plan, "smoke", overrides={"x": 5})
+    assert json.loads((results / "toy" / "toy-smoke" / "summary.json").read_text()) == {"square": 25}
+    assert runner.book_status(plan, "smoke", results_root=results, overrides={"x": 5}) == [("toy", []), ("plain", [])]
+    assert runner.book_status(plan, "smoke", results_root=results) == [("toy", ["its parameters changed (x: 5 → 3)"]),
+                                                                      ("plain", [])]
+
+
+def test_a_book_wide_set_reaches_each_parallel_run_as_its_own_set(toy, monkeypatch, tmp_path):
+    plan = _book_with_a_page_without_x(toy, monkeypatch, tmp_path)
+    commands = []
+
+    class Finished:
+        def __init__(self, command, **kwargs):
+            commands.append(command)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Finished)
+    value = {"a": [1, "t1ce"], "b": "/data/My BraTS: 2020"}
+    runner.run_book_parallel(plan, "smoke", jobs=2, log=lambda line: None, log_dir=tmp_path / "logs",
+                             overrides={"x": 7})
+    toy_command, plain_command = commands
+    assert toy_command[toy_command.index("--set") + 1] == "x=7"
+    assert "x=7" not in plain_command
+    from lib.params import parse_override
+
+    arguments = runner.override_arguments({"x": 7, "tag": value})
+    assert dict(parse_override(a) for a in arguments[1::2]) == {"x": 7, "tag": value}  # read back unchanged

@@ -48,8 +48,11 @@ chapters: data
 status: setup
 	$(PY) -m lib book --profile $(PROFILE) --dry-run --jobs $(JOBS) $(DATA_SET)
 
+# Then check what a reader gets: every page built, nothing loaded from the network, no error
+# cell, each page the notebook of a complete run, the synthetic label where the phantom was used.
 html: setup
 	$(VENV)/bin/jupyter-book build book
+	$(PY) -m lib check-book
 
 book: chapters html
 	@echo "The book: book/_build/html/index.html"

@@ -7,6 +7,7 @@
   cohort    generate (phantom) or check the cohort of a parameter file
   prepare-smoke  prepare every chapter on the smoke profile into build/smoke
   book      run every chapter of params/book.yml and build the HTML book
+  check-book  check the built HTML book: every page there, offline, from complete runs, labelled
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def build_book() -> int:
     return subprocess.call(cmd, cwd=REPO_ROOT)
 
 
+def check_book() -> int:
+    from lib.book_check import main as check_book_main
+
+    return check_book_main([])
+
+
 def cmd_book(args) -> int:
     from lib import runner
     from lib.paths import REPO_ROOT
@@ -92,7 +99,7 @@ def cmd_book(args) -> int:
                     overrides=_overrides(args.set))
     if args.no_build:
         return 0
-    return build_book()
+    return build_book() or check_book()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("phantom", help="write the synthetic phantom cohort", add_help=False)
     sub.add_parser("validate", help="check a BraTS folder", add_help=False)
+    sub.add_parser("check-book", help="check the built HTML book (exit 1 on problems)", add_help=False)
 
     p = sub.add_parser("run", help="execute chapter(s) with parameter file(s)")
     p.add_argument("script", help="chapter, e.g. book/study_a.py")
@@ -151,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         from lib.data.validate import main as validate_main
 
         return validate_main(argv[1:])
+    if argv and argv[0] == "check-book":
+        from lib.book_check import main as check_book_main
+
+        return check_book_main(argv[1:])
 
     args = parser.parse_args(argv)
     from lib.data.cohort import CohortError

@@ -904,5 +904,7 @@ def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bo
             log_file = log_dir / f"{entry['page']}.log"
             lines = [line for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
             last = lines[-1] if lines else "(no output)"
+            if last.startswith("error: "):  # the run's own one-line error already names the chapter and file
+                raise RunError(f"{last.removeprefix('error: ')} (log: {display(log_file)})")
             raise RunError(f"{entry['notebook']} with {entry['params']} failed: {last} (log: {display(log_file)})")
     return [{"page": entry["page"], "exit_code": code} for entry, code in outcomes]

@@ -609,3 +609,27 @@ def test_a_book_wide_set_reaches_each_parallel_run_as_its_own_set(toy, monkeypat
 
     arguments = runner.override_arguments({"x": 7, "tag": value})
     assert dict(parse_override(a) for a in arguments[1::2]) == {"x": 7, "tag": value}  # read back unchanged
+
+
+@pytest.mark.parametrize("last_line, message", [
+    ("error: book/toy.py with toy-smoke.yaml failed: ValueError: planted", "book/toy.py with toy-smoke.yaml failed: ValueError: planted"),
+    ("Segmentation fault", "{chapter} with {params} failed: Segmentation fault"),
+])
+def test_a_failed_parallel_run_is_named_once_with_its_log(toy, monkeypatch, tmp_path, last_line, message):
+    """The run's own one-line error is passed on as it is (it was 'X failed: error: X failed: ...')."""
+    chapter, params, results = toy
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: toy}}\n")
+
+    class Failed:
+        def __init__(self, command, stdout, **kwargs):
+            stdout.write(f"running ...\n{last_line}\n")
+
+        def poll(self):
+            return 2
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Failed)
+    with pytest.raises(runner.RunError) as info:
+        runner.run_book_parallel(plan, "smoke", jobs=2, log=lambda line: None, log_dir=tmp_path / "logs")
+    expected = message.format(chapter=chapter, params=params)
+    assert str(info.value) == f"{expected} (log: {tmp_path / 'logs' / 'toy.log'})"

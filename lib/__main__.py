@@ -95,8 +95,12 @@ def cmd_book(args) -> int:
         stale = sum(bool(reasons) for _, reasons in status)
         print(f"{stale} of {len(status)} page(s) would run or cannot (--force runs them all)")
         return 0
-    runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force, jobs=args.jobs,
-                    overrides=_overrides(args.set))
+    restore = runner.stop_on_sigterm()  # `kill` stops the run going as Ctrl-C does (with --jobs 1 too)
+    try:
+        runner.run_book(REPO_ROOT / args.plan, profile=args.profile, force=args.force, jobs=args.jobs,
+                        overrides=_overrides(args.set))
+    finally:
+        restore()
     if args.no_build:
         return 0
     return build_book() or check_book()
@@ -146,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at a time, each with CPUs/JOBS torch threads (entries marked 'alone' run by themselves)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a parameter on every page that has it (e.g. data_dir=/data/BraTS2020/...)")
+                   help="override a parameter on every page that has it (e.g. data_dir=/data/BraTS2020/...; "
+                        "num_threads replaces the CPUs/JOBS share)")
     p.set_defaults(func=cmd_book)
 
     argv = list(sys.argv[1:] if argv is None else argv)

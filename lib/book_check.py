@@ -7,7 +7,8 @@ What a reader opens must be complete, readable offline, made by this build's run
   CDN is an empty box or a missing equation for a reader offline);
 - every file a page loads from the book itself is there (a figure that did not reach the build);
 - no executed cell shows an error;
-- each executed page ``book/<page>.ipynb`` is the notebook of a complete run (its
+- a page that is not written text (``book/<page>.md``) has its ``book/<page>.ipynb``, and each
+  executed page ``book/<page>.ipynb`` is the notebook of a complete run (its
   ``manifest.json`` says so, and the run's own ``notebook.ipynb`` is byte-identical: a page left
   from an earlier run is not), and a page whose run used the synthetic phantom (``summary.json``
   ``synthetic``) says so with :data:`lib.results.SYNTHETIC_LABEL`.
@@ -29,11 +30,21 @@ from lib.results import SYNTHETIC_LABEL
 
 # <tag attribute> pairs that make the browser fetch something when the page opens.
 _FETCHING = {("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"), ("video", "src"),
-             ("audio", "src"), ("embed", "src"), ("object", "data"), ("input", "src"), ("track", "src")}
+             ("audio", "src"), ("embed", "src"), ("object", "data"), ("input", "src"), ("track", "src"),
+             ("video", "poster"), ("image", "href"), ("image", "xlink:href"), ("use", "href"), ("use", "xlink:href")}
+_SRCSET = {("img", "srcset"), ("source", "srcset")}
 # <link rel=...> values that fetch their href (not: canonical, next, prev, search, ...).
 _FETCHING_LINK_RELS = {"stylesheet", "icon", "shortcut", "preload", "modulepreload", "prefetch", "apple-touch-icon",
                        "manifest"}
 _CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)""")
+_CSS_IMPORT = re.compile(r"""@import\s+['"]([^'"]+)""")
+
+
+def css_urls(css: str) -> list[str]:
+    """What CSS text fetches: ``url(...)`` and ``@import "..."``."""
+    return _CSS_URL.findall(css) + _CSS_IMPORT.findall(css)
+# A toc page with one of these sources is written text, not an executed notebook.
+TEXT_PAGE_SUFFIXES = (".md", ".rst", ".myst")
 # MyST-NB renders an error output as <div class="output traceback ...">; nbsphinx as "output_area stderr" (not
 # an error by itself), so only the traceback class counts.
 _ERROR_CLASSES = {"traceback"}
@@ -59,12 +70,14 @@ class _PageParser(HTMLParser):
         for name, value in values.items():
             if (tag, name) in _FETCHING and value:
                 self.scan.resources.append(value)
+            if (tag, name) in _SRCSET:  # "a.png 1x, https://x/b.png 2x"
+                self.scan.resources += [part.split()[0] for part in value.split(",") if part.strip()]
         if tag == "link" and values.get("href"):
             rels = set(values.get("rel", "").lower().split())
             if rels & _FETCHING_LINK_RELS:
                 self.scan.resources.append(values["href"])
         if "style" in values:
-            self.scan.resources += _CSS_URL.findall(values["style"])
+            self.scan.resources += css_urls(values["style"])
         if "output" in values.get("class", "").split() and _ERROR_CLASSES & set(values["class"].split()):
             self.scan.error_outputs += 1
         self._in_style = tag == "style"
@@ -75,7 +88,7 @@ class _PageParser(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._in_style:
-            self.scan.resources += _CSS_URL.findall(data)
+            self.scan.resources += css_urls(data)
         else:
             self.scan.text.append(data)
 
@@ -104,8 +117,7 @@ def _local_target(page: Path, url: str) -> Path | None:
 def css_problems(css_file: Path, html_root: Path) -> list[str]:
     """Remote ``url(...)``/``@import`` in a stylesheet of the book (fonts and images load from there)."""
     text = css_file.read_text(encoding="utf-8", errors="replace")
-    remote = sorted({url for url in _CSS_URL.findall(text) + re.findall(r"""@import\s+['"]([^'"]+)""", text)
-                     if is_remote(url)})
+    remote = sorted({url for url in css_urls(text) if is_remote(url)})
     return [f"{css_file.relative_to(html_root)}: loads {url} from the network (the book must read offline)"
             for url in remote]
 
@@ -186,6 +198,8 @@ def check_built_book(html_root: str | Path, toc_file: str | Path = REPO_ROOT / "
         notebook = book_dir / f"{page}.ipynb"
         if notebook.is_file():
             problems += run_problems(page, notebook, " ".join(scan.text))
+        elif not any((book_dir / f"{page}{suffix}").is_file() for suffix in TEXT_PAGE_SUFFIXES):
+            problems.append(f"{page}: {display(notebook)} is missing (the page's HTML is from an earlier build)")
     for css in sorted(html_root.rglob("*.css")):
         problems += css_problems(css, html_root)
     return problems
@@ -198,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--html", default=str(REPO_ROOT / "book" / "_build" / "html"))
     parser.add_argument("--toc", default=str(REPO_ROOT / "_toc.yml"))
+    parser.add_argument("--book", default=str(REPO_ROOT / "book"), help="the folder of the pages' sources")
     args = parser.parse_args(argv)
-    problems = check_built_book(args.html, args.toc)
+    problems = check_built_book(args.html, args.toc, args.book)
     for line in problems:
         print(line)
     pages = len(toc_pages(Path(args.toc)))

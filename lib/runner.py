@@ -725,8 +725,16 @@ def book_overrides(entries: Sequence[Mapping[str, Any]], overrides: Mapping[str,
 
 
 def override_arguments(overrides: Mapping[str, Any]) -> list[str]:
-    """``--set key=value`` arguments that ``parse_override`` reads back to ``overrides`` (JSON is YAML)."""
-    return [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    """``--set key=value`` arguments that ``parse_override`` (yaml.safe_load) reads back to
+    ``overrides``: written by the same YAML library, on one line (JSON would escape a character
+    outside the BMP as a surrogate pair, which YAML reads back as two lone surrogates)."""
+    import yaml
+
+    def one_line(value: Any) -> str:
+        text = yaml.safe_dump(value, default_flow_style=True, width=2**30)
+        return text.removesuffix("\n").removesuffix("\n...")
+
+    return [arg for key, value in overrides.items() for arg in ("--set", f"{key}={one_line(value)}")]
 
 
 def run_book(plan_file: str | Path, profile: str = "default", force: bool = False,
@@ -769,7 +777,7 @@ def book_status(plan_file: str | Path, profile: str = "default", jobs: int = 1, 
         # The same parameters run_book would give the run (run_book_parallel sets the threads).
         page_overrides = dict(per_page[entry["page"]])
         if jobs > 1 and not entry["alone"]:
-            page_overrides["num_threads"] = threads
+            page_overrides.setdefault("num_threads", threads)  # a --set num_threads is the user's
         reasons = check_run(REPO_ROOT / entry["notebook"], REPO_ROOT / entry["params"], page_overrides or None,
                             results_root=results_root)
         blocked = [page for page in entry["needs"] if will_run.get(page) == "cannot"]
@@ -833,6 +841,11 @@ def schedule(entries: list[dict[str, Any]], jobs: int, start: Callable[[dict[str
     except BaseException:  # interrupted: stop the runs going (each leaves no result: see run())
         for handle in running.values():
             getattr(handle, "terminate", lambda: None)()
+        for handle in running.values():  # each stops its kernel and removes its folder first
+            try:
+                getattr(handle, "wait", lambda timeout: None)(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
         raise
     finally:
         restore()
@@ -877,16 +890,17 @@ def run_book_parallel(plan_file: str | Path, profile: str = "default", force: bo
     def start(entry: dict[str, Any]):
         command = [sys.executable, "-m", "lib", "run", entry["notebook"], "--params", entry["params"],
                    "--page", entry["page"], *override_arguments(per_page[entry["page"]])]
-        if not entry["alone"]:
+        shares_cores = not entry["alone"] and "num_threads" not in per_page[entry["page"]]  # else the user's
+        if shares_cores:
             command += ["--set", f"num_threads={threads}"]
         if force:
             command.append("--force")
         log_file = log_dir / f"{entry['page']}.log"
         started_at[entry["page"]] = time.time()
-        how = "alone" if entry["alone"] else f"{threads} thread(s)"
+        how = "alone" if entry["alone"] else f"{threads} thread(s)" if shares_cores else "num_threads from --set"
         log(f"started {entry['page']} ({how}): {' '.join(command[3:])}; log: {display(log_file)}")
         env = dict(os.environ)
-        if not entry["alone"]:
+        if shares_cores:
             # Also for OpenMP/BLAS pools the chapters do not size themselves: a pool that spins on
             # a core another run is using slowed a 2-thread torch process over 70x in a measurement.
             env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})

@@ -27,6 +27,7 @@ def book(tmp_path):
     (html / "_static" / "book.js").write_text("")
     (html / "_images" / "fig.png").write_bytes(b"png")
     (html / "intro.html").write_text("<html><body>intro</body></html>")
+    (book_dir / "intro.md").write_text("# Intro\n")
     (html / "page.html").write_text(CLEAN_PAGE)
     notebook = json.dumps({"metadata": {"papermill": {"parameters": {"run_dir": str(run)}}}, "cells": []})
     (book_dir / "page.ipynb").write_text(notebook)
@@ -56,6 +57,10 @@ def test_a_page_missing_from_the_build(book):
     '<div style="background-image: url(https://example.org/bg.png)"></div>',
     '<style>@font-face { src: url("https://example.org/f.woff2"); }</style>',
     '<iframe src="https://www.youtube.com/embed/x"></iframe>',
+    '<style>@import "https://fonts.example.org/lato.css";</style>',
+    '<img src="_images/fig.png" srcset="_images/fig.png 1x, https://example.org/x2.png 2x">',
+    '<video src="_images/fig.png" poster="https://example.org/poster.png"></video>',
+    '<svg><image href="https://example.org/x.png"/></svg>',
 ])
 def test_anything_loaded_from_the_network_is_a_problem(book, tag):
     page = book / "html" / "page.html"
@@ -74,6 +79,13 @@ def test_a_figure_that_did_not_reach_the_build(book):
     (book / "html" / "_images" / "fig.png").unlink()
     problems = _check(book)
     assert "page: _images/fig.png is missing from the built book" in problems
+
+
+def test_an_executed_page_whose_notebook_is_gone_is_stale_html(book):
+    (book / "book" / "page.ipynb").unlink()
+    assert _check(book) == [f"page: {book / 'book' / 'page.ipynb'} is missing (the page's HTML is from an earlier build)"]
+    (book / "book" / "page.md").write_text("# A text page\n")
+    assert _check(book) == []
 
 
 def test_a_cell_showing_an_error(book):
@@ -117,7 +129,7 @@ def test_the_toc_pages_in_order():
 
 
 def test_the_command_prints_each_problem_and_exits_1(book, capsys):
-    args = ["--html", str(book / "html"), "--toc", str(book / "_toc.yml")]
+    args = ["--html", str(book / "html"), "--toc", str(book / "_toc.yml"), "--book", str(book / "book")]
     assert book_check.main(args) == 0
     assert capsys.readouterr().out.strip() == "check-book: 2 page(s), 0 problem(s): complete, offline, labelled"
     (book / "html" / "page.html").unlink()

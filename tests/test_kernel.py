@@ -83,12 +83,17 @@ def test_shutdown_is_immediate_only_while_a_cell_is_running(monkeypatch):
     assert options["kernel_manager_class"] is kernel.ChapterKernelManager
 
 
+@pytest.mark.parametrize("command", ["run", "book"])
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
-def test_stopping_a_run_in_a_cell_leaves_no_traceback_kernel_or_result(sleeper, stop):
-    """`python -m lib run` stopped while a cell runs: exit 130 with one line, the kernel gone at
-    once, nothing left in the results folder (not even the temporary folder)."""
+def test_stopping_a_run_in_a_cell_leaves_no_traceback_kernel_or_result(sleeper, stop, command, tmp_path):
+    """`python -m lib run` (or `lib book`, one job) stopped while a cell runs: exit 130 with one
+    line, the kernel gone at once, nothing left in the results folder (not even the temporary folder)."""
     chapter, params, marker, results = sleeper
     params.write_text(params.read_text().replace("sleep: 0", "sleep: 120"))
+    plan = tmp_path / "book.yml"
+    plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: sleeper}}\n")
+    argv = (["run", str(chapter), "--params", str(params)] if command == "run" else
+            ["book", "--plan", str(plan), "--profile", "smoke", "--no-build"])
     script = textwrap.dedent(f'''
         import functools, signal, sys
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job may inherit it ignored
@@ -97,7 +102,8 @@ def test_stopping_a_run_in_a_cell_leaves_no_traceback_kernel_or_result(sleeper, 
         from tests.test_kernel import SCHEMA
         schemas.SCHEMAS["sleeper"] = SCHEMA
         runner.run = functools.partial(runner.run, results_root={str(results)!r})
-        sys.exit(main(["run", {str(chapter)!r}, "--params", {str(params)!r}]))
+        runner._publish_page = lambda result_dir, page: None
+        sys.exit(main({argv!r}))
         ''')
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, env=env,

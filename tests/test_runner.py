@@ -599,12 +599,19 @@ def test_a_book_wide_set_reaches_each_parallel_run_as_its_own_set(toy, monkeypat
             return 0
 
     monkeypatch.setattr(runner.subprocess, "Popen", Finished)
-    value = {"a": [1, "t1ce"], "b": "/data/My BraTS: 2020"}
+    value = {"a": [1, "t1ce", 1e-05], "b": "/data/My BraTS: 2020 #1", "c": "/d/\U0001F600/donn\xe9es", "d": "\x85a",
+             "e": "yes", "f": None}
     runner.run_book_parallel(plan, "smoke", jobs=2, log=lambda line: None, log_dir=tmp_path / "logs",
                              overrides={"x": 7})
     toy_command, plain_command = commands
     assert toy_command[toy_command.index("--set") + 1] == "x=7"
+    assert f"num_threads={runner.threads_per_job(2)}" in toy_command  # the scheduler's share of the cores
     assert "x=7" not in plain_command
+    commands.clear()
+    monkeypatch.setitem(schemas.SCHEMAS["toy"], "num_threads", Field("int", default=1))
+    runner.run_book_parallel(plan, "smoke", jobs=2, log=lambda line: None, log_dir=tmp_path / "logs",
+                             overrides={"num_threads": 2})
+    assert [arg for arg in commands[0] if arg.startswith("num_threads=")] == ["num_threads=2"]  # the user's wins
     from lib.params import parse_override
 
     arguments = runner.override_arguments({"x": 7, "tag": value})

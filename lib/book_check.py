@@ -39,15 +39,16 @@ _FETCHING_LINK_RELS = {"stylesheet", "icon", "shortcut", "preload", "moduleprelo
 _CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)""")
 _CSS_IMPORT = re.compile(r"""@import\s+['"]([^'"]+)""")
 
-
-def css_urls(css: str) -> list[str]:
-    """What CSS text fetches: ``url(...)`` and ``@import "..."``."""
-    return _CSS_URL.findall(css) + _CSS_IMPORT.findall(css)
 # A toc page with one of these sources is written text, not an executed notebook.
 TEXT_PAGE_SUFFIXES = (".md", ".rst", ".myst")
 # MyST-NB renders an error output as <div class="output traceback ...">; nbsphinx as "output_area stderr" (not
 # an error by itself), so only the traceback class counts.
 _ERROR_CLASSES = {"traceback"}
+
+
+def css_urls(css: str) -> list[str]:
+    """What CSS text fetches: ``url(...)`` and ``@import "..."``."""
+    return _CSS_URL.findall(css) + _CSS_IMPORT.findall(css)
 
 
 @dataclass
@@ -146,8 +147,8 @@ def toc_pages(toc_file: Path) -> list[str]:
 def run_problems(page: str, notebook: Path, html_text: str) -> list[str]:
     """The executed page's notebook against the run it came from (see the module docstring)."""
     try:
-        nb = json.loads(notebook.read_text(encoding="utf-8"))
-        run_dir = nb["metadata"]["papermill"]["parameters"]["run_dir"]
+        page_bytes = notebook.read_bytes()
+        run_dir = json.loads(page_bytes)["metadata"]["papermill"]["parameters"]["run_dir"]
     except (OSError, ValueError, KeyError, TypeError):
         return [f"{page}: {display(notebook)} does not say which run made it (not written by python -m lib run)"]
     run_dir = resolve(run_dir)
@@ -159,7 +160,7 @@ def run_problems(page: str, notebook: Path, html_text: str) -> list[str]:
         return [f"{page}: its run {display(run_dir)} has no complete manifest.json"]
     problems = []
     run_notebook = run_dir / "notebook.ipynb"
-    if not run_notebook.is_file() or run_notebook.read_bytes() != notebook.read_bytes():
+    if not run_notebook.is_file() or run_notebook.read_bytes() != page_bytes:
         problems.append(f"{page}: {display(notebook)} is not the notebook of the run in {display(run_dir)} "
                         "(a page from an earlier run: run the book again)")
     try:

@@ -13,6 +13,7 @@ import pytest
 import zmq
 
 from lib import kernel, runner, schemas
+from lib.io import _pid_alive as _alive
 from lib.params import Field
 from lib.paths import REPO_ROOT
 
@@ -43,14 +44,6 @@ def sleeper(tmp_path, monkeypatch):
     marker = tmp_path / "kernel.pid"
     params.write_text(f"study: sleeper\nprofile: smoke\nmarker: {marker}\nsleep: 0\n")
     return chapter, params, marker, tmp_path / "results"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="this pyzmq has no CurveZMQ")

@@ -127,6 +127,20 @@ def test_binarised_contribution_three_channels_matches_definition():
         np.testing.assert_array_equal(eta[:, :, k], w[k] * frames[:, :, k] - others > 0)
 
 
+def test_integer_frames_keep_the_fractional_readout():
+    # Hand-made integer (or bool) frames: the readout weights and bias must not be cast to the
+    # frames' integer dtype (w = (0.5, -0.4) would become (0, 0), b = 0.3 would become 0).
+    frames = np.ones((1, 1, 2, 1, 1), dtype=np.int64)  # (T, N, m, H, W), I = 1 everywhere
+    w, b = [0.5, -0.4], 0.3
+    np.testing.assert_allclose(acc.weighted_frames(frames, w)[0, 0, :, 0, 0], [0.5, -0.4])
+    np.testing.assert_allclose(acc.readout_logits(frames, w, b)[0, 0], [[0.4]])
+    np.testing.assert_allclose(acc.segmentation_frames(frames, w, b)[0, 0], [[sigmoid(0.4)]])
+    # Eq. (6): c = (0.5, -0.4): eta^0 = 0.5 - (-0.4) > 0, eta^1 = -0.4 - 0.5 < 0
+    assert acc.binarised_contribution(frames, w)[0, 0, :, 0, 0].tolist() == [True, False]
+    assert acc.binarised_contribution(frames.astype(bool), w)[0, 0, :, 0, 0].tolist() == [True, False]
+    assert acc.final_segmentation(frames[0], [0.5, -0.4], -0.05)[0].tolist() == [[True]]  # logit 0.05 > 0
+
+
 def test_polarity_aware_equals_eq6_when_contributions_are_non_negative():
     rng = np.random.default_rng(1)
     frames = rng.uniform(0, 2, size=(3, 2, 4, 5, 5)).astype(np.float32)  # non-negative frames
@@ -346,6 +360,19 @@ def test_acc_from_model_matches_step_by_step():
     assert model.training  # restored
 
 
+def test_acc_from_model_reports_a_non_finite_final_frame_check_as_nan():
+    # A model whose forward pass gives nan on one batch: J_1 cannot be checked against it there,
+    # so the check must not report agreement (max(0.0, nan) == 0.0 would).
+    class NaNForward(ToyODE):
+        def forward(self, x):
+            logits = self.readout(2 * x)
+            return torch.full_like(logits, float("nan")) if x.shape[0] == 2 else logits
+
+    images = np.random.default_rng(3).normal(size=(3, 2, 4, 4)).astype(np.float32)
+    run = acc.acc_from_model(NaNForward(), images, n_frames=3, batch_size=2)
+    assert math.isnan(run.final_frame_error)
+
+
 def test_acc_slices_segmented_leaves_out_slices_with_empty_gamma():
     # Slice 0: gamma and eta^0 coincide (mu = 1). Slice 1: gamma empty, eta^0 non-empty, so Eq. (7)
     # gives 0 there whatever the modality does. Over "all" slices the mean is 0.5, over the
@@ -369,3 +396,32 @@ def test_acc_slices_segmented_leaves_out_slices_with_empty_gamma():
     assert run.curves("printed").equals(run.curves("printed", "all"))
     with pytest.raises(ValueError, match="segmented"):
         run.curves("printed", "tumour")
+
+
+def test_rule_cuts_are_inclusive_at_their_boundaries():
+    # mu(1) exactly at min_final (0.25) passes ">= min_final"; exactly at relative_to_best x best
+    # (0.5 x 0.75 = 0.375) passes ">= relative x best" (dyadic values: no rounding at the boundary)
+    curves = make_curves({"best": linear(0.0, 0.75), "at_relative": linear(0.0, 0.375), "at_min": linear(0.0, 0.25)})
+    by_min = acc.key_modalities_acc(curves, acc.ACCRule(min_final=0.25, relative_to_best=0.0))
+    assert by_min.key == ("best", "at_relative", "at_min")
+    assert by_min.table.loc["at_min", "passes_min_final"]
+    by_relative = acc.key_modalities_acc(curves, acc.ACCRule(min_final=0.0, relative_to_best=0.5))
+    assert by_relative.key == ("best", "at_relative")
+    assert by_relative.table.loc["at_relative", "passes_relative"]
+    assert not by_relative.table.loc["at_min", "passes_relative"]
+
+
+def test_late_slope_uses_only_the_last_window_of_t():
+    # rises 0 -> 0.8 over t in [0, 0.5], then flat: over the last 0.25 of t the slope is 0;
+    # over the last 0.75 it would be positive. T = 9 frames: t = 0, 0.125, ..., 1
+    curves = make_curves({"a": lambda t: min(0.8, 1.6 * t)}, n_frames=9)
+    result = acc.key_modalities_acc(curves, acc.ACCRule(slope="late", slope_window=0.25))
+    assert result.table.loc["a", "late_slope"] == pytest.approx(0.0, abs=1e-12)
+    assert result.key == ()  # slope 0 is not > min_slope 0
+    # the window of 0.75 covers t = 0.25 .. 1: values 0.4, 0.6, 0.8, 0.8, 0.8, 0.8, 0.8
+    t = np.linspace(0.25, 1.0, 7)
+    y = np.minimum(0.8, 1.6 * t)
+    expected = float(np.polyfit(t, y, 1)[0])
+    wide = acc.key_modalities_acc(curves, acc.ACCRule(slope="late", slope_window=0.75))
+    assert wide.table.loc["a", "late_slope"] == pytest.approx(expected)
+    assert wide.key == ("a",)

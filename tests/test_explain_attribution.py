@@ -149,3 +149,49 @@ def test_empty_region_is_never_converged():
     assert attr.converged_slices(error).tolist() == [True, False]
     shares = attr.attribution_shares(attributions, regions, MODALITIES)
     assert shares[shares.slice == 1]["share"].isna().all()
+
+
+def test_internal_batch_size_bounds_every_pass_even_below_the_slices_per_call():
+    """``ig_images_per_pass`` (internal_batch_size) bounds the images of one forward/backward pass.
+    Captum raises a smaller value to the slices of the call (a warning, and the memory of batch_size
+    x 1 step); the slices per call must then shrink to it."""
+    images, regions = data(n=4)
+    model = Linear()
+    seen = []
+    model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape[0]))
+    attributions, error = attr.integrated_gradients(model, images, regions, n_steps=4, internal_batch_size=2)
+    expected = np.asarray(WEIGHTS, dtype=np.float32)[None, :, None, None] * images * regions[:, None]
+    np.testing.assert_allclose(attributions, expected, atol=1e-5)
+    assert max(seen) <= 2, seen
+
+
+class FallingSteep(nn.Module):
+    """Steep with the sign flipped: the region score falls from baseline to input (F(x) < F(x'))."""
+
+    def forward(self, x):
+        return -10.0 * torch.tanh(40.0 * (x[:, 1:2] - 0.6))
+
+
+def test_completeness_error_is_relative_to_the_size_of_a_falling_score():
+    images, regions = data(n=2)
+    images[:, 1][regions] = 1.0
+    # a falling score must not make the relative error negative (and so "converged")
+    _, error = attr.integrated_gradients(FallingSteep(), images, regions, n_steps=2)
+    _, rising = attr.integrated_gradients(Steep(), images, regions, n_steps=2)
+    assert np.all(error > 0.05)
+    np.testing.assert_allclose(error, rising, rtol=1e-6)  # the mirrored model: the same relative gap
+    assert not attr.converged_slices(error, tolerance=0.05).any()
+
+
+def test_converged_means_strictly_below_the_tolerance():
+    assert attr.converged_slices(np.array([0.25, 0.125, 0.0, np.nan]), tolerance=0.25).tolist() == [
+        False, True, True, False]
+
+
+def test_rule_share_exactly_uniform_is_key():
+    four = ("flair", "t1", "t1ce", "t2")
+    shares = pd.DataFrame([{"slice": 0, "modality": m, "share": v} for m, v in zip(four, (0.5, 0.25, 0.25, 0.0))])
+    result = attr.key_modalities_attribution(shares, np.array([True]))
+    # 0.25 is exactly the uniform share 1/4 and exactly 0.5 x best: ">=" on both cuts
+    assert result.key == ("flair", "t1", "t1ce")
+    assert "t2" not in result.key and "uniform" in result.modality_reasons["t2"]

@@ -1,6 +1,7 @@
 """Occlusion importance on hand-written models whose dependence on each modality is known."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -172,3 +173,53 @@ def test_subsets_and_shapes_validated():
         occ.occlusion_importance(lambda x: x[:, 0], images, target[:1], MODALITIES)
     with pytest.raises(ValueError, match="unknown modality"):
         occ.occlusion_importance(lambda x: x[:, 0], images, target, MODALITIES, subsets=[("dwi",)])
+
+
+def hand_table(modalities, dice_full, dice_occluded):
+    """An occlusion_importance-like table with chosen Dice values: {occluded label: Dice}."""
+    rows = [
+        {"occluded": label, "n_occluded": len(label.split("+")), "kind": "hand", "dice_full": dice_full,
+         "dice_occluded": value, "drop": dice_full - value, "dice_pooled_full": dice_full,
+         "dice_pooled_occluded": value}
+        for label, value in dice_occluded.items()
+    ]
+    table = pd.DataFrame(rows)
+    table.attrs["modalities"] = tuple(modalities)
+    return table
+
+
+# full Dice 1; single drops a 0.5, b 0.125, c 0; kept alone a retains 0.875 (dyadic: exact boundaries)
+RULE_TABLE = dict(a=0.5, b=0.875, c=1.0, **{"a+b": 0.0, "a+c": 0.25, "b+c": 0.875, "a+b+c": 0.0})
+
+
+def test_occlusion_rule_necessary_needs_both_the_absolute_and_the_relative_drop():
+    table = hand_table("abc", 1.0, RULE_TABLE)
+    # b loses exactly min_drop 0.125 (passes the absolute cut) but less than 0.5 x the largest drop 0.5
+    result = occ.key_modalities_occlusion(table, occ.OcclusionRule(min_drop=0.125, relative_to_max=0.5, retain=0.875))
+    assert result.table["necessary"].to_dict() == {"a": True, "b": False, "c": False}
+    assert result.key == ("a",)  # a alone retains exactly retain = 0.875: sufficient
+    # a's drop exactly at min_drop still counts (">=")
+    at_cut = occ.key_modalities_occlusion(table, occ.OcclusionRule(min_drop=0.5, relative_to_max=0.5, retain=0.875))
+    assert at_cut.table.loc["a", "necessary"] and at_cut.key == ("a",)
+    # a stricter retain makes {a} insufficient: the smallest sufficient superset is {a, b} (retains 1.0)
+    strict = occ.key_modalities_occlusion(table, occ.OcclusionRule(min_drop=0.125, relative_to_max=0.5, retain=0.9))
+    assert set(strict.key) == {"a", "b"}
+
+
+def test_occlusion_rule_joint_drop_exactly_at_min_drop_is_needed():
+    # nothing is necessary alone (drops 0.125 < min_drop 0.25); keeping only a or only b retains
+    # everything (redundant pair); occluding both loses exactly min_drop 0.25: needed (">=")
+    table = hand_table("abc", 1.0, {"a": 0.875, "b": 0.875, "c": 1.0, "a+b": 0.75, "a+c": 0.875,
+                                    "b+c": 0.875})
+    result = occ.key_modalities_occlusion(table, occ.OcclusionRule(min_drop=0.25, retain=0.875))
+    assert set(result.key) == {"a", "b"}
+    assert "loses 0.250" in result.reasons
+
+
+def test_a_probability_exactly_at_the_threshold_is_background():
+    target = np.zeros((1, 1, 4), dtype=bool)
+    target[0, 0, :2] = True
+    images = np.zeros((1, 3, 1, 4), dtype=np.float32)
+    half = np.full((1, 1, 4), 0.5, dtype=np.float32)  # p = 0.5 is not > 0.5: nothing predicted
+    table = occ.occlusion_importance(lambda x: half[: len(x)], images, target, MODALITIES, keep_only=None)
+    assert (table["dice_full"] == 0.0).all() and (table["dice_occluded"] == 0.0).all()

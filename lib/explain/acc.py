@@ -72,6 +72,15 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _float_frames(x: Any) -> np.ndarray:
+    """numpy frames in a floating dtype (integer or bool frames become float64, so the readout
+    weights are not cast to an integer dtype); floating frames keep their dtype."""
+    frames = _to_numpy(x)
+    if not np.issubdtype(frames.dtype, np.floating):
+        frames = frames.astype(np.float64)
+    return frames
+
+
 def _readout(w: Any, b: Any = 0.0) -> tuple[np.ndarray, float]:
     weights = _to_numpy(w).astype(np.float64).reshape(-1)
     bias = float(_to_numpy(b).reshape(-1)[0]) if b is not None else 0.0
@@ -112,7 +121,7 @@ def readout_logits(frames: Any, w: Any, b: Any = 0.0, include_bias: bool = True)
     frames : (..., m, H, W) numpy array (any leading axes, e.g. (T, N, m, H, W) or (N, m, H, W)).
     Returns (..., H, W) float array. The channel axis is the third from the end.
     """
-    frames = _to_numpy(frames)
+    frames = _float_frames(frames)
     weights, bias = _readout(w, b)
     _check_channels(frames, weights, -3)
     logits = np.tensordot(frames, weights.astype(frames.dtype, copy=False), axes=([-3], [0]))
@@ -188,7 +197,7 @@ def weighted_frames(I_t: Any, w: Any) -> np.ndarray:
     I_t : (T, N, m, H, W) (or any (..., m, H, W)); w : (m,). Returns c : same shape as I_t.
     sum_k c_t^k + b is the logit of Eq. (5).
     """
-    frames = _to_numpy(I_t)
+    frames = _float_frames(I_t)
     weights, _ = _readout(w)
     _check_channels(frames, weights, -3)
     return frames * weights.astype(frames.dtype, copy=False)[:, None, None]
@@ -600,7 +609,9 @@ def acc_from_model(
                     if start + offset in keep:
                         kept_frames[start + offset] = frames[:, offset].copy()
                 if check_final_frame:
-                    worst_error = max(worst_error, final_frame_error(last, w, b, model(x)))
+                    error = final_frame_error(last, w, b, model(x))
+                    # nan (a non-finite J_1 or model output) must not be swallowed by max()
+                    worst_error = error if math.isnan(error) else max(worst_error, error)
     finally:
         if hasattr(model, "train"):
             model.train(was_training)

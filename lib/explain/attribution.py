@@ -112,6 +112,8 @@ def integrated_gradients(
     if regions.shape != (images.shape[0],) + images.shape[2:]:
         raise ValueError(f"region_masks {regions.shape} do not match images {images.shape}")
     baselines = _baseline(images, baseline, brain)
+    if internal_batch_size is not None:  # Captum raises a smaller one to the slices of a call
+        batch_size = max(1, min(batch_size, internal_batch_size))
 
     def score(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return region_score(model(x), mask)

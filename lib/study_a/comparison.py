@@ -90,6 +90,7 @@ def twin_reading(tests: pd.DataFrame, subsets: Mapping[str, Sequence[str]],
     (NaN unless the real modality adds something; below 0 when the tumour-free one costs Dice).
     """
     diff = dict(zip(tests["subset"], tests["dice_mean_diff_vs_baseline"])) if len(tests) else {}
+    diff.setdefault("baseline", 0.0)  # the tests list no row for the baseline itself: 0 by definition
     role_of: dict[tuple[str, ...], str] = {}
     for role, names in subsets.items():
         if role not in twin_roles:  # the twin rows have the same inputs as their real-image row

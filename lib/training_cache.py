@@ -14,13 +14,15 @@ The key of an entry is the sha256 of the JSON of (:func:`training_key`):
 * the device type, the torch CPU threads (CPU sums are deterministic for a thread count, not
   across counts) and the CPU's kernel capability and vector-instruction flags (another instruction
   set sums in another order: :func:`lib.device.cpu_kernels`);
-* the torch and NumPy versions, and the hash of all library code: any change of ``lib`` trains
-  again, as any change of ``lib`` re-runs the chapters.
+* the torch, TorchDyn (the neural ODE's solve and its adjoint) and NumPy versions, and the hash
+  of all library code: any change of ``lib`` trains again, as any change of ``lib`` re-runs the
+  chapters.
 
 Entries are written atomically once training has finished, and the stored key is compared with
-the asked one on reading, so a partial, foreign or mismatched file is never used: it is retrained
-and replaced. On the CPU a reused model is bit-identical to one trained again (tested). On a GPU,
-where cuDNN may sum in any order, it is one of the models training could have produced.
+the asked one on reading, as are the weights and the history with their stored digests, so a
+partial, foreign, damaged or mismatched file is never used: it is retrained and replaced. On the
+CPU a reused model is bit-identical to one trained again (tested). On a GPU, where cuDNN may sum
+in any order, it is one of the models training could have produced.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchdyn
 from torch import nn
 
 from lib.device import cpu_kernels
@@ -42,7 +45,8 @@ from lib.train import TrainHistory, read_checkpoint, save_checkpoint, state_dict
 __all__ = ["TRAINING_CACHE_VERSION", "TrainingCache", "training_cache", "training_key", "usage", "weights_fingerprint"]
 
 # Bump when what an entry holds, or what its key means, changes.
-TRAINING_CACHE_VERSION = 3  # 2: the CPU's kernels are in the key; 3: entries carry a digest of their weights
+TRAINING_CACHE_VERSION = 4  # 2: the CPU's kernels are in the key; 3: entries carry a digest of their weights;
+# 4: the TorchDyn version is in the key, entries carry a digest of their history
 
 # TrainConfig fields that do not change the trained weights.
 _NOT_IN_KEY = {"progress", "device", "num_threads"}  # device and threads enter as resolved values
@@ -74,7 +78,7 @@ def training_key(model: nn.Module, images: np.ndarray, masks: np.ndarray, config
         "channels_last": _layouts(model),
         "initial_weights": weights_fingerprint(model),
         "images": array_fingerprint(images),
-        "masks": array_fingerprint(np.asarray(masks, dtype=bool)),
+        "masks": array_fingerprint(masks),  # as given: training reads their values, not only their truth
         "validation": None if validation is None else [array_fingerprint(validation[0]),
                                                        array_fingerprint(np.asarray(validation[1], dtype=bool))],
         "config": settings,
@@ -82,6 +86,7 @@ def training_key(model: nn.Module, images: np.ndarray, masks: np.ndarray, config
         "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
         "cpu_kernels": _cpu_kernels_in_key() if device.type == "cpu" else None,
         "torch": torch.__version__,
+        "torchdyn": torchdyn.__version__,
         "numpy": np.__version__,
         "lib": lib_source_fingerprint(),
     }
@@ -133,6 +138,8 @@ class TrainingCache:
                 raise ValueError("its stored key differs from the asked one")
             if payload.get("state_digest") is None:
                 raise ValueError("it has no digest of its weights")
+            if payload["extra"].get("history_digest") != json_fingerprint(payload["extra"].get("history")):
+                raise ValueError("its history does not match the digest stored with it")
             model.load_state_dict(payload["state_dict"])
             history = TrainHistory(**{**payload["extra"]["history"], "from_cache": True})
         except Exception as err:  # noqa: BLE001  (any unreadable entry is retrained, never trusted)
@@ -148,7 +155,8 @@ class TrainingCache:
         file (so `lib.train.load_checkpoint` also rebuilds a cached model)."""
         path = self.path(key)
         stored = {name: value for name, value in asdict(history).items() if name != "from_cache"}
-        save_checkpoint(model, path, extra={"training_key": canonical_json(key), "history": stored})
+        save_checkpoint(model, path, extra={"training_key": canonical_json(key), "history": stored,
+                                            "history_digest": json_fingerprint(stored)})
         _count(self.root, "trained")
         return path
 

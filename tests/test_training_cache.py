@@ -258,3 +258,55 @@ def test_the_key_records_the_cpu_kernels_and_nothing_else_of_the_cpu(monkeypatch
                                                               "flags": ["avx", "avx2", "fma", "avx512f"]})
     assert training_key(model, images, masks, config(), None, cpu) != base
     assert training_key(model, images, masks, config(), None, torch.device("cuda"))["cpu_kernels"] is None
+
+
+def test_the_key_records_the_torchdyn_version(monkeypatch):
+    """TorchDyn runs the neural ODE's solve and its adjoint on every training step: another
+    version is another training, as another torch or NumPy is."""
+    import torchdyn
+
+    images, masks = toy()
+    model, cpu = node(), torch.device("cpu")
+    base = training_key(model, images, masks, config(), None, cpu)
+    monkeypatch.setattr(torchdyn, "__version__", "0.0.0-other", raising=False)
+    assert training_key(model, images, masks, config(), None, cpu) != base
+
+
+def test_masks_are_keyed_by_the_values_training_reads(tmp_path):
+    """Training reads the masks' values as float targets (soft or 0/2 masks are accepted): masks
+    that are equal only once cast to bool are another training, not a reuse."""
+    images, masks = toy()
+    cache = TrainingCache(tmp_path)
+    train_segmenter(node(), images, masks, config(), cache=cache)
+    soft = masks.astype(np.float32) * 0.5  # True -> 0.5: the same bool mask, another BCE target
+    assert not train_segmenter(node(), images, soft, config(), cache=cache).from_cache
+
+
+def _flip_a_history_loss(entry, loss: float):
+    """Flip the last byte of a stored epoch loss (a pickled big-endian double in data.pkl)."""
+    import struct
+    import zipfile
+
+    data = bytearray(entry.read_bytes())
+    with zipfile.ZipFile(entry) as archive:
+        member = next(info for info in archive.infolist() if info.filename.endswith("data.pkl"))
+    offset = member.header_offset
+    name_length, extra_length = (int.from_bytes(data[offset + i:offset + i + 2], "little") for i in (26, 28))
+    start = offset + 30 + name_length + extra_length
+    position = bytes(data[start:start + member.compress_size]).find(struct.pack(">d", loss))
+    assert position >= 0
+    data[start + position + 7] ^= 0x01
+    entry.write_bytes(bytes(data))
+
+
+def test_a_damaged_history_is_retrained_not_reported(tmp_path):
+    """The chapter reports a reused model's history (losses, best epoch): a flipped byte there
+    must not load silently any more than one in the weights."""
+    images, masks = toy()
+    cache = TrainingCache(tmp_path)
+    first = train_segmenter(node(), images, masks, config(), cache=cache)
+    (entry,) = tmp_path.glob("*.pt")
+    _flip_a_history_loss(entry, first.epoch_losses[0])
+    with pytest.warns(UserWarning, match="unusable training-cache entry"):
+        again = train_segmenter(node(), images, masks, config(), cache=cache)
+    assert not again.from_cache and again.epoch_losses == first.epoch_losses

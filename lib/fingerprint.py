@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lib.paths import REPO_ROOT
 
-__all__ = ["lib_source_fingerprint", "array_fingerprint", "json_fingerprint", "canonical_json"]
+__all__ = ["lib_source_fingerprint", "modules_fingerprint", "array_fingerprint", "json_fingerprint", "canonical_json"]
 
 _CHUNK = 1 << 24  # bytes hashed per update: bounds the extra memory for a large, non-contiguous array
 
@@ -26,6 +27,18 @@ def lib_source_fingerprint() -> str:
     for path in sorted((REPO_ROOT / "lib").rglob("*.py")):
         h.update(str(path.relative_to(REPO_ROOT)).encode())
         h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def modules_fingerprint(names: tuple[str, ...]) -> str:
+    """Hash of the named modules' sources (name and bytes of each): a key part for results that
+    only those modules decide (the slice cache, the cohort check's memo)."""
+    import importlib
+
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode())
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
     return h.hexdigest()
 
 

@@ -19,7 +19,8 @@ LABEL_NAMES = {1: "NCR/NET", 2: "ED", 3: "ET"}
 
 
 def oriented(image: np.ndarray) -> np.ndarray:
-    """A BraTS axial slice ``volume[:, :, z]`` turned for display (anterior up)."""
+    """An axial slice ``volume[:, :, z]`` of a RAS volume (``lib.data.slices`` turns every file to
+    RAS on reading) turned for display: anterior up, the patient's right on the right (neurological)."""
     return np.rot90(image)
 
 

@@ -76,3 +76,16 @@ def test_a_damaged_cohort_check_file_is_not_trusted_and_the_cohort_is_checked_ag
     again = prepare_cohort(params)  # was TypeError for [] and a None fingerprint for null
     assert again.fingerprint == first.fingerprint and checks == [1]
     assert json.loads(memo.read_text())["fingerprint"] == first.fingerprint  # rewritten whole
+
+
+def test_a_cohort_check_recorded_by_another_validator_is_not_trusted(make_cohort, tmp_path, monkeypatch):
+    # A validator that learned a new check (a subject folder linked to nothing, say) must see a
+    # cohort that an older one passed, not take its recorded verdict.
+    from lib.data import cohort, validate
+
+    params = _folder_params(make_cohort("brats2020"), tmp_path)
+    prepare_cohort(params)
+    monkeypatch.setattr(cohort, "validator_fingerprint", lambda: "a newer validator", raising=False)
+    monkeypatch.setattr(validate, "validate_cohort", lambda *a, **k: [validate.Problem("x", "a new check")])
+    with pytest.raises(validate.InvalidCohortError, match="a new check"):
+        prepare_cohort(params)

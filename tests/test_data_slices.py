@@ -61,6 +61,22 @@ def test_arrays_have_the_documented_shapes_types_and_content(make_cohort, synth)
     assert slices.grades.tolist() == ["HGG"] * 4 + ["LGG"] * 4  # from name_mapping.csv
 
 
+def test_a_cohort_stored_in_another_orientation_gives_the_same_slices(make_cohort):
+    # BraTS releases commonly carry an LPS affine (diag(-1, -1, 1)); the phantom and the fixtures are RAS.
+    # The same anatomy stored either way must give the same slices (anterior up in every figure).
+    ras = make_cohort("brats2020", n_subjects=2)
+    lps = make_cohort("brats2020", n_subjects=2)
+    flip = np.array([[-1.0, 0, 0, 15], [0, -1.0, 0, 15], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])  # 16 voxels: 0 <-> 15
+    for path in lps.glob("*/*.nii.gz"):
+        image = nibabel.load(path)
+        data = np.asarray(image.dataobj)[::-1, ::-1, :]
+        nibabel.Nifti1Image(np.ascontiguousarray(data), flip @ image.affine).to_filename(path)
+    a, b = load_slices(ras, **EXACT), load_slices(lps, **EXACT)
+    np.testing.assert_array_equal(b.labels, a.labels)
+    np.testing.assert_array_equal(b.brain, a.brain)
+    np.testing.assert_allclose(b.images, a.images)
+
+
 def test_channels_follow_the_requested_modality_order(make_cohort):
     root = make_cohort("brats2023", n_subjects=1)
     folder = root / "BraTS-GLI-00000-000"

@@ -209,6 +209,24 @@ def test_name_mapping_missing_a_subject(make_cohort):
     only_problem(validate_cohort(root), csv, "2 subject(s) not listed: BraTS20_Training_002, BraTS20_Training_003")
 
 
+
+def test_name_mapping_giving_one_subject_two_grades(make_cohort):
+    # the grade mix is a result of the data chapter and moves study A: a subject listed as both
+    # HGG and LGG must not silently take whichever row comes last
+    root = make_cohort("brats2020", n_subjects=2)
+    csv = root / "name_mapping.csv"
+    csv.write_text("Grade,BraTS_2020_subject_ID\nHGG,BraTS20_Training_001\nLGG,BraTS20_Training_002\n"
+                   "LGG,BraTS20_Training_001\n")
+    only_problem(validate_cohort(root), csv, "BraTS20_Training_001", "HGG", "LGG")
+
+
+def test_a_subject_folder_beside_hgg_and_lgg_is_named_not_skipped(make_cohort, synth):
+    # a 2018/2019 download merged with a later release's folders: those subjects are not read
+    root = make_cohort("brats2018", n_subjects=2)
+    loose = root / "BraTS20_Training_001"
+    synth.write_subject(loose, "brats2020")
+    only_problem(validate_cohort(root), loose, "HGG", "LGG")
+
 def test_duplicate_subject_id_across_grade_folders(make_cohort, synth):
     root = make_cohort("brats2018", n_subjects=2)  # Brats18_2013_0_1 is HGG
     duplicate = root / "LGG" / "Brats18_2013_0_1"
@@ -253,6 +271,46 @@ def test_a_modality_entry_that_is_no_file_is_named_not_called_missing(make_cohor
     else:
         path.symlink_to(root / "nowhere.nii.gz")
     only_problem(validate_cohort(root), path, "the t2 image is not a readable file")
+
+
+
+@pytest.mark.parametrize("layout, parent", [("brats2021", "."), ("brats2018", "LGG")])
+def test_a_subject_folder_linked_to_nothing_is_named_not_skipped(make_cohort, tmp_path, layout, parent):
+    # A cohort of links to subject folders is common; a link whose target is gone (an unmounted
+    # disk, a moved download) is a subject the run would silently go without.
+    root = make_cohort(layout, n_subjects=2)
+    link = root / parent / "BraTS2021_00009"
+    link.symlink_to(tmp_path / "unmounted" / "BraTS2021_00009", target_is_directory=True)
+    only_problem(validate_cohort(root), link, "link to nothing")
+
+@pytest.mark.parametrize("dtype", ["complex64", "rgb24"])
+def test_voxels_that_are_not_real_numbers(make_cohort, synth, dtype):
+    root = make_cohort("brats2021", n_subjects=1)
+    path = root / "BraTS2021_00000" / "BraTS2021_00000_t1.nii.gz"
+    image = synth.synthetic_image(0, 0)
+    if dtype == "rgb24":
+        rgb = np.zeros(image.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+        rgb["R"] = image.clip(0, 255)
+        image = rgb
+    synth.write_nifti(path, image.astype(np.complex64) if dtype == "complex64" else image)
+    only_problem(validate_cohort(root), path, "not real numbers")
+
+
+@pytest.mark.parametrize("layout, name", [("brats2020", "BraTS20_Training_001"), ("brats2018", "HGG"), ("brats2021", ".")])
+def test_an_unreadable_folder_is_named_not_raised(make_cohort, monkeypatch, layout, name):
+    # chmod 000 (simulated: the tests may run as root, who reads everything); was a PermissionError
+    # traceback from layout detection, and an unreadable HGG/ silently dropped its subjects
+    root = make_cohort(layout, n_subjects=2)
+    folder = root / name
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    only_problem(validate_cohort(root), folder, "unreadable folder", "Permission denied")
 
 
 def test_every_problem_is_reported_not_just_the_first(make_cohort):
@@ -322,3 +380,30 @@ def test_constant_modality_is_refused_but_an_empty_label_is_not(make_cohort, syn
     synth.write_nifti(path, np.zeros((16, 16, 8), np.float32))
     synth.write_nifti(folder / "BraTS20_Training_002_seg.nii.gz", np.zeros((16, 16, 8), np.uint8))
     only_problem(validate_cohort(root), path, "image is constant (every voxel 0)")
+
+
+def test_brats2019_name_mapping_beside_hgg_lgg_folders_does_not_invalidate_the_cohort(make_cohort):
+    # BraTS 2019 ships name_mapping.csv beside HGG/ and LGG/, keyed by BraTS_2019_subject_ID (no 2020
+    # column); the grade of that layout is its folder, so the file must not make the cohort invalid.
+    root = make_cohort("brats2018", n_subjects=2)
+    (root / "name_mapping.csv").write_text(
+        "Grade,BraTS_2017_subject_ID,BraTS_2018_subject_ID,TCGA_TCIA_subject_ID,BraTS_2019_subject_ID\n"
+        "HGG,NA,Brats18_2013_0_1,NA,Brats18_2013_0_1\nLGG,NA,Brats18_2013_1_1,NA,Brats18_2013_1_1\n")
+    assert validate_cohort(root) == []
+    assert [s.grade for s in require_valid(root)] == ["HGG", "LGG"]
+
+
+@pytest.mark.parametrize("layout, options", [("brats2018", {}), ("brats2023", {}),
+                                             ("brats2020", {"wrapper": "MICCAI_BraTS2020_TrainingData"}),
+                                             ("brats2021", {"suffix": ".nii"})])
+def test_damaged_copies_of_every_layout_show_the_five_problems(make_cohort, tmp_path, layout, options):
+    # The data chapter damages two subjects of the user's own folder: it must find them (HGG/ and
+    # LGG/ folders, a wrapper folder) and their files (BraTS 2023 names) as discovery does, and
+    # rewrite an uncompressed .nii it has read (memory-mapped: the kernel died of SIGBUS).
+    from lib.data.layout import discover
+    from lib.data.validate_demo import damaged_copies
+
+    root = make_cohort(layout, **options)
+    ids = [s.subject_id for s in discover(root)[:2]]
+    (folder,) = damaged_copies(root, tmp_path / "demo", ids).values()
+    assert len(validate_cohort(folder)) == 5, [str(p) for p in validate_cohort(folder)]

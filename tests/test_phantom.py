@@ -486,3 +486,16 @@ def test_a_phantom_read_as_a_folder_is_still_labelled_synthetic(cohort, make_coh
         assert (data_label(params) == "this build, synthetic phantom") is expected
     assert is_synthetic({"data_source": "phantom"})
     assert not is_synthetic({})  # a page without data (the cost page)
+
+
+@pytest.mark.parametrize("layout, options, n_hgg", [("brats2023", {}, 0), ("brats2021", {}, 0),
+                                                     ("brats2020", {"wrapper": "MICCAI_BraTS2020_TrainingData"}, 2),
+                                                     ("brats2020", {"suffix": ".nii"}, 2)])
+def test_contrast_report_reads_every_layout_and_keeps_its_columns(make_cohort, layout, options, n_hgg):
+    # The data chapter measures the user's own folder: every subject of any supported layout is
+    # found (2023 names, a wrapper folder, .nii files), and with no HGG subject (BraTS 2021 and
+    # 2023 have no grade) the report is empty but still has its columns.
+    root = make_cohort(layout, **options)
+    assert len(P.contrast_report(root)) == 4
+    hgg = P.contrast_report(root, grade="HGG")
+    assert len(hgg) == n_hgg and "et_share" in hgg

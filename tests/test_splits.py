@@ -121,3 +121,14 @@ def test_no_subject_has_slices_on_both_sides_of_a_split():
     train_slices, test_slices = slice_indices(slice_subjects, train), slice_indices(slice_subjects, test)
     assert set(slice_subjects[train_slices]).isdisjoint(slice_subjects[test_slices])
     assert len(train_slices) + len(test_slices) == len(slice_subjects)
+
+
+def test_kfold_deals_round_robin_across_strata_so_fold_sizes_differ_by_at_most_one():
+    # 5 HGG then 5 LGG dealt on one running count: folds of 5 and 5 (3 + 2 and 2 + 3 by grade);
+    # restarting the count for each grade would give folds of 6 and 4
+    ids = [f"S{i}" for i in range(10)]
+    grades = ["HGG"] * 5 + ["LGG"] * 5
+    folds = kfold_split(ids, grades, k=2, seed=0)
+    assert [len(val) for _, val in folds] == [5, 5]
+    grade_of = dict(zip(ids, grades))
+    assert sorted(sum(grade_of[s] == "HGG" for s in val) for _, val in folds) == [2, 3]

@@ -9,6 +9,7 @@ import pytest
 
 from lib.data.slices import SliceSet
 from lib.explain.verdict import KeyModalityResult
+from lib.stats import mean_sd
 from lib.study_a.comparison import average_over_seeds, comparison_subsets, table_one
 from lib.study_a.data import swap_modality_names
 from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, min_pairs_for_significance, subset_outcome,
@@ -96,6 +97,8 @@ def test_unet_seeds_are_averaged_per_patient_before_the_table():
     _, tests = table_one(both)
     row = tests.set_index("subset").loc["paper key"]
     assert row["dice_mean_diff_vs_baseline"] == pytest.approx(-0.1)
+    # one pair per patient (its mean over seeds), all 0.1 below the baseline: exact p = 2 / 2**8
+    assert row["n_patients"] == 8 and row["p_by_patient"] == pytest.approx(2 / 2**8)
     assert row["dice_diff_by_seed"] == "-0.200 +0.000"
     assert average_over_seeds(runs[0].drop(columns="seed")).equals(runs[0].drop(columns="seed"))
 
@@ -480,6 +483,23 @@ def test_twin_reading_splits_what_t1_adds_into_anatomy_and_tumour():
     assert twin_reading(tests.iloc[[0, 2]], subsets, {twin: ("t1", "t1ce")}, ["t1"]).empty
 
 
+def test_twin_reading_of_all_inputs_reads_the_baseline_as_the_real_row():
+    """A twin of all four inputs: its real-image row is the baseline itself, whose difference to
+    the baseline is 0 by definition (Table I's tests list no row for it)."""
+    from lib.study_a.comparison import twin_reading
+
+    twin = "diagnostic: t1+t1ce+t2+flair, tumour-free t1 (twin cohort)"
+    subsets = {"baseline": MODS, "paper key": ("t1ce",), "diagnostic: t1ce+t2+flair": ("t1ce", "t2", "flair"),
+               twin: MODS}
+    tests = pd.DataFrame({"subset": ["paper key", "diagnostic: t1ce+t2+flair", twin],
+                          "dice_mean_diff_vs_baseline": [-0.10, -0.04, -0.01]})
+    (row,) = twin_reading(tests, subsets, {twin: MODS}, ["t1"]).to_dict("records")
+    assert (row["with"], row["without"]) == ("baseline", "diagnostic: t1ce+t2+flair")
+    assert row["d_with"] == 0.0
+    assert row["added_real"] == pytest.approx(0.04) and row["added_tumour_free"] == pytest.approx(0.03)
+    assert row["anatomy_share"] == pytest.approx(0.75)
+
+
 @pytest.mark.parametrize("d_without, d_with, d_twin, reading", [
     (-0.092, -0.020, -0.120, "what the real t1 adds is what it shows of the tumour, not the anatomy it shares."),
     (-0.077, -0.038, +0.051, "the tumour-free one adds more than the real one: the anatomy it shares helps, and the "
@@ -664,3 +684,53 @@ def test_occlusion_by_grade_gives_no_verdict_below_the_minimum_and_nothing_for_o
     assert table is None and result.key == () and "fewer than 6" in result.reasons
     only_hgg, truth_hgg = _graded_slices(6, 0)
     assert occlusion_by_grade(_reads_t1_or_t1ce, only_hgg, truth_hgg, MODS, "zero", OcclusionRule(), 6) == {}
+
+
+def test_subset_outcome_boundaries_are_inclusive():
+    # a difference of exactly -near is still "near baseline"; exactly -clearly_lower (and significant)
+    # is "clearly lower" (dyadic values: no rounding at the boundary)
+    tests = _tests(-0.0625, -0.25)
+    assert subset_outcome(tests, "paper key", 0.0625, 0.25) == "near baseline"
+    assert subset_outcome(tests, "paper complement", 0.0625, 0.25) == "clearly lower"
+    assert subset_verdict(tests, True, False, 0.0625, 0.25)[0] == "agrees"
+    assert subset_outcome(_tests(-0.125, -0.25), "paper key", 0.0625, 0.25) == "in between"
+
+
+def test_table_one_leaves_out_patients_without_target_in_every_subset():
+    per_patient = _per_patient(key_dice=0.79, comp_dice=0.3)
+    empty = per_patient[per_patient["subject"] == "empty"].iloc[0]
+    extra = [empty.to_dict() | {"subset": role, "inputs": inputs, "dice": 0.0}
+             for role, inputs in (("paper key", "t1ce"), ("paper complement", "t1+t2+flair"))]
+    per_patient = pd.concat([per_patient, pd.DataFrame(extra)], ignore_index=True)
+    table, tests = table_one(per_patient)
+    assert (tests["n_patients"] == 8).all()  # "empty" is in every subset now and still left out
+    # baseline folds over s0..s7 only: fold 1 (s0, s2, s4, s6) 0.83, fold 2 0.84; the Dice-1 patient
+    # without target would pull fold 1 up to 0.864
+    assert table.loc["Dice", "baseline: all"] == mean_sd([0.83, 0.84], digits=3)
+    assert table.loc["Accuracy (%)", "baseline: all"] == "99.000 ± 0.000"  # accuracy in percent
+
+
+def test_table_one_significance_is_strictly_below_alpha():
+    # 5 patients, all below the baseline: exact two-sided p = 2 / 2**5 = 0.0625
+    per_patient = _per_patient(key_dice=0.79, comp_dice=0.3, n=5)
+    table, tests = table_one(per_patient, alpha=0.0625)
+    comp = tests.set_index("subset").loc["paper complement"]
+    assert comp["p_by_patient"] == 0.0625 and not comp["significant_by_patient"]
+    assert not table.loc["Dice", "paper complement: t1+t2+flair"].endswith("*")
+    assert table_one(per_patient, alpha=0.07)[1].set_index("subset").loc["paper complement", "significant_by_patient"]
+
+
+def test_table_one_pairs_patients_and_folds_by_name_when_a_subset_misses_one():
+    # one patient per fold; baseline Dice alternates 0.5 / 0.75, the key subset is 0.0625 below it for
+    # every patient but lacks s0. Paired by name: 5 pairs, all negative (p = 2 / 2**5); paired by
+    # position (s1 against s0, ...) the signs would alternate.
+    base = [0.5, 0.75, 0.5, 0.75, 0.5, 0.75]
+    rows = [{"subset": "baseline", "inputs": "all", "fold": i + 1, "subject": f"s{i}", "dice": d,
+             "accuracy": 0.99, "sensitivity": 0.8, "specificity": 0.99, "target_pixels": 10} for i, d in enumerate(base)]
+    rows += [row | {"subset": "paper key", "inputs": "t1ce", "dice": row["dice"] - 0.0625} for row in rows[1:]]
+    _, tests = table_one(pd.DataFrame(rows))
+    key = tests.set_index("subset").loc["paper key"]
+    assert key["n_patients"] == 5 and key["p_by_patient"] == pytest.approx(2 / 2**5)
+    assert key["n_folds"] == 5 and key["p_by_fold"] == pytest.approx(2 / 2**5)
+    assert key["dice_mean_diff_vs_baseline"] == pytest.approx(-0.0625)
+    assert key["baseline_dice"] == pytest.approx(np.mean(base[1:]))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lib import io
+from lib.fingerprint import modules_fingerprint
 from lib.paths import display, folder_for_key, resolve
 
 
@@ -129,6 +130,12 @@ def quick_key(root: Path, extra: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+def validator_fingerprint() -> str:
+    """Hash of the modules that decide whether a cohort is valid: a check recorded by another
+    version of them (one that lacked a check added since) is not trusted, the cohort is checked again."""
+    return modules_fingerprint(("lib.data.layout", "lib.data.labels", "lib.data.validate"))
+
+
 def cohort_root(params: Mapping[str, Any]) -> Path:
     """The folder ``data_dir`` names (see :func:`lib.paths.resolve`); CohortError naming the key
     when it cannot be worked out."""
@@ -182,7 +189,7 @@ def prepare_cohort(params: Mapping[str, Any]) -> Cohort:
         cache_root = folder_for_key("cache_dir", params["cache_dir"])
     except ValueError as err:
         raise CohortError(str(err)) from None
-    memo = cache_root / "cohorts" / f"{quick_key(root, asked)}.json"
+    memo = cache_root / "cohorts" / f"{quick_key(root, {**asked, 'validator': validator_fingerprint()})}.json"
     fingerprint = read_memo(memo)
     if fingerprint is not None:
         try:

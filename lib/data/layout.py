@@ -166,13 +166,32 @@ def scan_subject_folder(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
+def _listing(folder: Path) -> list[Path]:
+    """The folder's entries, or none where it cannot be read (validation names such a folder)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def listing_error(folder: Path) -> OSError | None:
+    """Why the folder's entries cannot be listed (permissions, gone), or None."""
+    try:
+        next(folder.iterdir(), None)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def visible_dirs(folder: Path) -> list[Path]:
+    """The folder's sub-folders that may be subjects or grade folders (not hidden, not ignored)."""
+    return sorted(p for p in _listing(folder)
                   if p.is_dir() and not p.name.startswith(".") and p.name not in _IGNORED_FOLDERS)
 
 
-def _holds_nifti(folder: Path) -> bool:
-    return any(file_kind(p) is not None for p in folder.iterdir())
+def holds_nifti(folder: Path) -> bool:
+    """Whether the folder holds a NIfTI file of a kind this module uses (a subject folder)."""
+    return any(file_kind(p) is not None for p in _listing(folder))
 
 
 def locate(root: str | Path) -> CohortFolders:
@@ -186,18 +205,22 @@ def locate(root: str | Path) -> CohortFolders:
         raise CohortLayoutError(root, "does not exist")
     if not root.is_dir():
         raise CohortLayoutError(root, "is not a folder")
+    error = listing_error(root)
+    if error is not None:
+        raise CohortLayoutError(root, f"unreadable folder ({type(error).__name__}: {error.strerror})")
 
     cohort_root = root
     for _ in range(_MAX_WRAPPER_DEPTH + 1):
-        children = _visible_dirs(cohort_root)
+        children = visible_dirs(cohort_root)
         grade_dirs = [d for d in children if d.name.upper() in GRADES]
         if grade_dirs:
-            folder_grades = {s: g.name.upper() for g in grade_dirs for s in _visible_dirs(g)}
+            folder_grades = {s: g.name.upper() for g in grade_dirs for s in visible_dirs(g)}
             if folder_grades:
-                return CohortFolders(root, cohort_root, tuple(folder_grades), folder_grades,
-                                     _find_name_mapping(root, cohort_root))
+                # The grade is the folder's; a name_mapping.csv here is BraTS 2019's (keyed by
+                # BraTS_2019_subject_ID), not the BraTS 2020 file this module reads.
+                return CohortFolders(root, cohort_root, tuple(folder_grades), folder_grades)
             break
-        if any(_holds_nifti(d) for d in children):
+        if any(holds_nifti(d) for d in children):
             return CohortFolders(root, cohort_root, tuple(children), {},
                                  _find_name_mapping(root, cohort_root))
         if len(children) != 1:
@@ -218,7 +241,8 @@ def _find_name_mapping(root: Path, cohort_root: Path) -> Path | None:
 def read_name_mapping(path: str | Path) -> dict[str, str]:
     """Subject id -> the ``Grade`` cell as written (stripped) from a BraTS 2020 name_mapping.csv.
 
-    Raises ValueError with a one-line reason if the file cannot be parsed or lacks a column.
+    Raises ValueError with a one-line reason if the file cannot be parsed, lacks a column, or
+    gives one subject different grades.
     """
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -230,6 +254,15 @@ def read_name_mapping(path: str | Path) -> dict[str, str]:
         raise ValueError(f"missing column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))})")
     ids = table[NAME_MAPPING_ID_COLUMN].str.strip()
     grades = table[NAME_MAPPING_GRADE_COLUMN].str.strip()
+    given: dict[str, set[str]] = {}
+    for subject, grade in zip(ids, grades):
+        if subject:
+            given.setdefault(subject, set()).add(grade.upper())
+    conflicting = sorted(s for s, g in given.items() if len(g) > 1)
+    if conflicting:  # whichever row came last would silently decide the grade
+        shown = ", ".join(f"{s} ({'/'.join(sorted(given[s]))})" for s in conflicting[:10])
+        raise ValueError(f"subject(s) listed with different {NAME_MAPPING_GRADE_COLUMN} values: {shown}"
+                         + (f" and {len(conflicting) - 10} more" if len(conflicting) > 10 else ""))
     return dict(zip(ids, grades))
 
 
@@ -251,7 +284,7 @@ _BRATS2023_TOKENS = set(MODALITY_ALIASES) - set(MODALITIES)
 
 def _tokens(folder: Path) -> set[str]:
     return {re.split(r"[_-]", nifti_stem(p.name))[-1].lower()
-            for p in folder.iterdir() if p.name.lower().endswith(NIFTI_SUFFIXES)}
+            for p in _listing(folder) if p.name.lower().endswith(NIFTI_SUFFIXES)}
 
 
 def detect_layout(root: str | Path) -> str:

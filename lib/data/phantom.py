@@ -408,58 +408,38 @@ def reference_contrast():
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(SUMMARY_COLUMNS)).astype(float)
 
 
-def _subject_folders(root: Path) -> list[tuple[Path, str | None]]:
-    """(folder, grade from a HGG/LGG parent folder) of every folder holding ``*_seg.nii.gz``."""
-    found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if list(folder.glob("*_seg.nii.gz")):
-            found.append((folder, None))
-        elif folder.name in ("HGG", "LGG"):
-            found += [(sub, folder.name) for sub in sorted(folder.iterdir()) if list(sub.glob("*_seg.nii.gz"))]
-    return found
-
-
-def _name_mapping_grades(root: Path) -> dict[str, str]:
-    path = root / "name_mapping.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as fh:
-        return {row.get("BraTS_2020_subject_ID", ""): row.get("Grade", "") for row in csv.DictReader(fh)}
-
-
 def contrast_report(root: str | os.PathLike, grade: str | None = None,
                     modalities: Sequence[str] = ("flair", "t1ce", "t1", "t2")):
     """Per-subject contrast figures of any BraTS-layout cohort (phantom or real).
 
-    In each subject folder: ``*_seg.nii.gz`` and ``*_{mod}.nii.gz`` (a missing modality is
-    skipped). Brain = voxels non-zero in any image or labelled; normal = brain with label 0;
+    Subjects and their files are found as ``lib.data.layout.discover`` finds them (every
+    supported layout; a subject without a label is skipped, a missing modality too).
+    Brain = voxels non-zero in any image or labelled; normal = brain with label 0;
     ET = label 4 (or 3). Columns: subject, grade, tumour_fraction, et_share, ncr_share,
     ed_share, ``{mod}_z_{ncr,ed,et}`` and ``{mod}_sd_{ncr,ed,et}`` (mean and sd of the
     z-score inside the label) and ``cnr_{mod}_et_ed`` = (mean ET - mean ED) / sd ED.
     Grades come from name_mapping.csv or HGG/LGG parent folders; ``grade`` keeps only those.
+    Without such subjects the report is empty but has its per-subject columns.
     """
     import nibabel as nib
     import pandas as pd
 
-    root = Path(root)
-    mapping = _name_mapping_grades(root)
+    from lib.data.layout import discover
+
     rows = []
-    for folder, folder_grade in _subject_folders(root):
-        sub_grade = mapping.get(folder.name) or folder_grade
-        if grade is not None and sub_grade != grade:
+    for subject in discover(root, modalities):
+        sub_grade = subject.grade
+        if subject.label is None or (grade is not None and sub_grade != grade):
             continue
-        seg = np.asarray(nib.load(sorted(folder.glob("*_seg.nii.gz"))[0]).dataobj).astype(np.int16)
-        images = {}
-        for mod in modalities:
-            files = sorted(folder.glob(f"*_{mod}.nii.gz"))
-            if files:
-                images[mod] = np.asarray(nib.load(files[0]).dataobj, dtype=np.float64)
+        seg = np.asarray(nib.load(subject.label).dataobj).astype(np.int16)
+        images = {mod: np.asarray(nib.load(path).dataobj, dtype=np.float64)
+                  for mod, path in subject.images.items()}
         brain = seg > 0
         for img in images.values():
             brain |= img != 0
         masks = {"ncr": seg == 1, "ed": seg == 2, "et": (seg == 4) | (seg == 3)}
         n_wt = int((seg > 0).sum())
-        row = {"subject": folder.name, "grade": sub_grade,
+        row = {"subject": subject.subject_id, "grade": sub_grade,
                "tumour_fraction": n_wt / max(int(brain.sum()), 1)}
         for lab in ("et", "ncr", "ed"):
             row[f"{lab}_share"] = int(masks[lab].sum()) / n_wt if n_wt else np.nan
@@ -474,7 +454,8 @@ def contrast_report(root: str | os.PathLike, grade: str | None = None,
             row[f"cnr_{mod}_et_ed"] = (stats["et"][0] - stats["ed"][0]) / stats["ed"][1] \
                 if masks["et"].any() and masks["ed"].sum() > 1 else np.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else
+                        ["subject", "grade", "tumour_fraction", "et_share", "ncr_share", "ed_share"])
 
 
 def summarise_contrast(df):

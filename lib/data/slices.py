@@ -27,6 +27,7 @@ from lib.data.layout import MODALITIES, Subject, canonical_modalities, discover,
 from lib.data.preprocess import (NORMALISATIONS, bounding_box, brain_mask, crop_window, normalize, resample,
                                  resize_inplane)
 from lib.data.splits import slice_indices
+from lib.fingerprint import modules_fingerprint
 
 CROPS = ("brain_bbox", "none")
 SLICE_FILTERS = ("all", "brain", "tumour")
@@ -250,8 +251,11 @@ def square_window(mask2d: np.ndarray, margin: int) -> tuple[list[int], list[int]
 
 
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Data (as stored, scaling applied) and voxel spacing (mm, first 3 axes) of a NIfTI file."""
-    image = nib.load(path)
+    """Data (scaling applied) and voxel spacing (mm, first 3 axes) of a NIfTI file, turned to the
+    closest RAS orientation. BraTS releases commonly carry an LPS affine (diag(-1, -1, 1)), the
+    phantom a RAS one, and an axial slice ``[:, :, z]`` must show the same anatomy the same way
+    round (``lib.plots.oriented``) whichever way its file stored it. A RAS file is read as stored."""
+    image = nib.as_closest_canonical(nib.load(path))
     return np.asanyarray(image.dataobj), np.asarray(image.header.get_zooms()[:3], dtype=float)
 
 
@@ -375,14 +379,7 @@ _PREPROCESSING_MODULES = ("lib.data.slices", "lib.data.preprocess", "lib.data.la
 
 def preprocessing_code_digest() -> str:
     """sha256 over the source of the modules that turn a cohort into slices (part of the cache key)."""
-    import hashlib
-    import importlib
-
-    h = hashlib.sha256()
-    for name in _PREPROCESSING_MODULES:
-        h.update(name.encode())
-        h.update(Path(importlib.import_module(name).__file__).read_bytes())
-    return h.hexdigest()
+    return modules_fingerprint(_PREPROCESSING_MODULES)
 
 
 def load_slices(root: str | Path, modalities: Iterable[str] = MODALITIES, *, image_size: int = 64,

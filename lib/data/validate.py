@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,8 @@ from lib.data.labels import (LABEL_CONVENTIONS, detect_convention, format_values
                              unexpected_values)
 from lib.data.layout import (GRADES, LABEL, MODALITIES, NAME_MAPPING_GRADE_COLUMN, CohortFolders,
                              CohortLayoutError, Subject, canonical_modalities, discover,
-                             expected_file_name, file_kind, layout_of, locate, named_subject,
-                             read_name_mapping, scan_subject_folder)
+                             expected_file_name, file_kind, holds_nifti, layout_of, listing_error,
+                             locate, named_subject, read_name_mapping, scan_subject_folder, visible_dirs)
 
 AFFINE_TOLERANCE = 1e-3  # mm; headers written by different tools differ by rounding
 _MAX_LISTED = 10  # subjects named in one problem line before "and N more"
@@ -95,6 +96,11 @@ def _read_volume(path: Path, is_label: bool, label_convention: str,
     if len(shape) != 3:
         problems.append(Problem(str(path), f"expected a 3-D volume, got shape {shape}"))
         volume = None
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
+            or data.dtype == np.bool_):
+        # complex or RGB voxels: nothing below can judge them, and a run cannot read them as intensities
+        problems.append(Problem(str(path), f"voxels are not real numbers (data type {data.dtype})"))
+        return volume, None
     if np.issubdtype(data.dtype, np.floating):
         finite = np.isfinite(data)
         if not finite.all():
@@ -143,7 +149,11 @@ def _compare_geometry(volumes: list[_Volume], problems: list[Problem]) -> None:
 def _check_subject(folder: Path, layout: str, modalities: tuple[str, ...], require_label: bool,
                    label_convention: str, problems: list[Problem]) -> str | None:
     """Check one subject folder; returns the label convention its label file decided, if any."""
-    files = scan_subject_folder(folder)
+    try:
+        files = scan_subject_folder(folder)
+    except OSError as exc:  # chmod 000, or gone since it was found
+        problems.append(Problem(str(folder), f"unreadable folder ({_one_line(exc)})"))
+        return None
     kinds = list(modalities) + ([LABEL] if require_label else [])
     volumes, decided = [], None
     for kind in kinds:
@@ -184,6 +194,28 @@ def _check_duplicate_ids(folders: CohortFolders, problems: list[Problem]) -> Non
                                                  f"(also {first_seen[folder.name]})"))
         else:
             first_seen[folder.name] = folder
+
+
+def _check_links_to_nothing(folders: CohortFolders, problems: list[Problem]) -> None:
+    """A link beside the subject folders whose target is gone (an unmounted disk, a moved download)
+    is no folder, so discovery passes over it: name it rather than run without that subject."""
+    for parent in sorted({folders.cohort_root, *(d.parent for d in folders.subject_dirs)}):
+        for path in sorted(parent.iterdir()):
+            if path.is_symlink() and not path.exists() and not path.name.startswith("."):
+                problems.append(Problem(str(path), f"a link to nothing (target {os.readlink(path)} is missing)"))
+
+
+def _check_grade_folders(folders: CohortFolders, problems: list[Problem]) -> None:
+    """With HGG/ and LGG/ folders only their subjects are read: an unreadable grade folder, or a
+    subject folder beside them (a later release merged in), would be left out without a word."""
+    for folder in visible_dirs(folders.cohort_root):
+        if folder.name.upper() in GRADES:
+            error = listing_error(folder)
+            if error is not None:
+                problems.append(Problem(str(folder), f"unreadable folder ({_one_line(error)})"))
+        elif holds_nifti(folder):
+            problems.append(Problem(str(folder), f"a subject folder beside {' and '.join(GRADES)} folders is not "
+                                                 f"read (move it into {'/ or '.join(GRADES)}/, or the others out)"))
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -238,6 +270,9 @@ def validate_cohort(root: str | Path, modalities: Iterable[str] = MODALITIES, re
 
     problems: list[Problem] = []
     _check_duplicate_ids(folders, problems)
+    _check_links_to_nothing(folders, problems)
+    if folders.folder_grades:
+        _check_grade_folders(folders, problems)
     decided: dict[str, list[str]] = defaultdict(list)
     for folder in folders.subject_dirs:
         convention = _check_subject(folder, layout, modalities, require_label, label_convention, problems)

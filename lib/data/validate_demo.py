@@ -10,9 +10,12 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 
+from lib.data.layout import locate, scan_subject_folder
+
 
 def _file(folder: Path, kind: str) -> Path:
-    return sorted(folder.glob(f"*_{kind}.nii*"))[0]
+    """The subject's file of a kind, found as discovery finds it (any layout's names, any case)."""
+    return scan_subject_folder(folder)[kind][0]
 
 
 def damaged_copies(root: str | Path, out: str | Path, subject_ids: Sequence[str]) -> dict[str, Path]:
@@ -23,20 +26,22 @@ def damaged_copies(root: str | Path, out: str | Path, subject_ids: Sequence[str]
     first, second = subject_ids[:2]
     cohort = out / "damaged"
     cohort.mkdir(parents=True, exist_ok=True)
+    folders = {folder.name: folder for folder in locate(root).subject_dirs}  # HGG/, LGG/, wrapper folders
     for sid in (first, second):
-        shutil.copytree(root / sid, cohort / sid, dirs_exist_ok=True)
+        shutil.copytree(folders[sid], cohort / sid, dirs_exist_ok=True)
     a, b = cohort / first, cohort / second
+    # mmap=False: each file read is rewritten in place, which must not truncate a mapped .nii
 
     _file(a, "t1ce").unlink()                                   # a missing modality
-    img = nib.load(_file(a, "t2"))
+    img = nib.load(_file(a, "t2"), mmap=False)
     data = np.asarray(img.dataobj, dtype=np.float32)
     data.flat[data.size // 2] = np.nan                          # a non-finite intensity
     nib.save(nib.Nifti1Image(data, img.affine), _file(a, "t2"))
-    seg = nib.load(_file(b, "seg"))
+    seg = nib.load(_file(b, "seg"), mmap=False)
     labels = np.asarray(seg.dataobj).astype(np.uint8)
     labels.flat[labels.size // 2] = 5                           # a label outside {0, 1, 2, 4}
     nib.save(nib.Nifti1Image(labels, seg.affine), _file(b, "seg"))
-    flair = nib.load(_file(b, "flair"))
+    flair = nib.load(_file(b, "flair"), mmap=False)
     cropped = np.asarray(flair.dataobj)[:-2]                    # a shape mismatch
     nib.save(nib.Nifti1Image(cropped, flair.affine), _file(b, "flair"))
     t1 = _file(b, "t1")

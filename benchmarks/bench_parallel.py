@@ -43,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=48, help="slice height and width")
     parser.add_argument("--width", type=int, default=8, help="U-Net base width (both workloads)")
     parser.add_argument("--depth", type=int, default=4, help="U-Net encoder blocks (both workloads)")
+    parser.add_argument("--unet-width", type=int, help="base width of the unet workload (default: --width)")
+    parser.add_argument("--unet-depth", type=int, help="encoder blocks of the unet workload (default: --depth)")
     parser.add_argument("--train-steps", type=int, default=3, help="RK4 steps of the ODE in training")
     parser.add_argument("--unet-batch", type=int, default=8)
     parser.add_argument("--ode-batch", type=int, default=16)
@@ -58,6 +60,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def unet_size(args) -> tuple[int, int]:
+    """(base width, depth) of the unet workload: the Table I U-Net's where given, else the shared size."""
+    return (args.width if args.unet_width is None else args.unet_width,
+            args.depth if args.unet_depth is None else args.unet_depth)
+
+
 def worker(args) -> dict:
     """Train one workload in this process with ``args.threads`` threads; return its rate."""
     import numpy as np
@@ -69,7 +77,8 @@ def worker(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.worker == "unet":
-        model = SegmentationUNet(MODALITIES, base_width=args.width, depth=args.depth)
+        width, depth = unet_size(args)
+        model = SegmentationUNet(MODALITIES, base_width=width, depth=depth)
         batch, n = args.unet_batch, args.unet_slices
     else:
         model = NeuralODESegmenter(MODALITIES, base_width=args.width, depth=args.depth, train_steps=args.train_steps,
@@ -96,6 +105,9 @@ def _command(args, workload: str, threads: int) -> list[str]:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", workload, "--threads", str(threads)]
     for name in ("size", "width", "depth", "train_steps", "unet_batch", "ode_batch", "unet_slices", "ode_slices"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    for name in ("unet_width", "unet_depth"):
+        if getattr(args, name) is not None:
+            command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return command
 
 

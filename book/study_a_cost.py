@@ -130,6 +130,7 @@ if P["run_benchmark"]:
     run_script("benchmarks/bench_parallel.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
                "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
                "--ode-batch", str(P["ode_batch_size"]), "--unet-batch", str(P["unet_batch_size"]),
+               "--unet-width", str(P["unet_base_width"]), "--unet-depth", str(P["unet_depth"]),
                "--out", str(parallel_file))
     parallel = json.loads(parallel_file.read_text())
     rows = []
@@ -187,7 +188,7 @@ if P["run_benchmark"]:
 # modalities (two copies, or the training images gathered a batch at a time), and the renamed
 # cohort (a copy, or two channels swapped in place for the block). Random slices of this profile's
 # size, as many as fit in about 512 MiB (at most 4000). At the paper profile's size the images
-# alone are ~22 GB, so each multiple is ~22 GB of RAM. Loading is measured by `make bench` (it needs
+# alone are ~22 GB (the paper's 24422 slices × 4 × 240 × 240 float32), so each multiple is ~22 GB of RAM. Loading is measured by `make bench` (it needs
 # a cohort folder; README, "RAM for the slices").
 
 # %% tags=["hide-input"]

@@ -132,7 +132,6 @@ COMMON = {
     "name": Field("str", default=None, nullable=True, check=_run_name,
                   help="run name (a folder under results/<study>/); defaults to the file's stem"),
     "title": Field("str", default="", help="shown at the top of the chapter"),
-    "seed": Field("int", default=0, minimum=0),
     "device": Field("str", default="auto", choices=("auto", "cpu", "cuda")),
     "num_threads": Field("int", default=None, nullable=True, minimum=1, help="torch CPU threads"),
 }
@@ -161,7 +160,7 @@ DATA = {
                             help="resample to this voxel spacing in mm (one value or one per axis) first"),
     "slice_filter": Field("str", default="tumour", choices=("all", "brain", "tumour")),
     "filter_region": Field("str", default="WT", choices=("ET", "TC", "WT")),
-    "min_region_pixels": Field("int", default=1, minimum=0),
+    "min_region_pixels": Field("int", default=1, minimum=1),  # lib.data.slices refuses 0
     "max_slices_per_subject": Field("int", default=None, nullable=True, minimum=1),
     "cache_dir": Field("str", default="data/cache", check=home_problem),
 }
@@ -169,6 +168,9 @@ DATA = {
 DATA_CHAPTER = {
     **COMMON,
     **DATA,
+    # Only the data chapter has one seed; study A names each of its seeds (seeds, split_seed,
+    # unet_seeds, ...), so a plain 'seed' there would be a key that changes nothing.
+    "seed": Field("int", default=0, minimum=0, help="seed of the example 8:2 split and folds"),
     "example_subjects": Field("int", default=2, minimum=1, help="subjects shown in the figures"),
     "contrast_subjects": Field("int", default=None, nullable=True, minimum=1,
                                help="subjects measured for the contrast table (all if null)"),
@@ -329,12 +331,58 @@ def _among_inputs(key: str):
     return check
 
 
+def _subsets_among_inputs(key: str):
+    """A rule: every '+'-joined subset under ``key`` names only the run's input `modalities`."""
+
+    def check(params) -> str | None:
+        for subset in params[key]:
+            missing = [m for m in subset.split("+") if m not in params["modalities"]]
+            if missing:
+                return (f"{subset!r}: {missing[0]!r} is not among the inputs "
+                        f"(modalities: {', '.join(params['modalities'])})")
+        return None
+
+    return check
+
+
+def _twin_subsets(params) -> str | None:
+    # What lib.study_a.comparison.twin_subsets refuses, and the chapter's silent skip without a twin.
+    subsets, blank = params["twin_subsets"], params["twin_tumour_free"]
+    if subsets and not blank:
+        return "needs twin_tumour_free (the modalities the twin cohort renders without the tumour)"
+    bare = next((s for s in subsets if not set(s.split("+")) & set(blank)), None)
+    return f"{bare!r} holds none of the tumour-free modalities ({', '.join(blank)})" if bare else None
+
+
+def _fits_depth(depth_key: str):
+    """A rule: image_size halves cleanly at every pooling of a U-Net of ``depth_key`` levels
+    (``lib.models.unet.UNet2D`` refuses other sizes, at the first batch, minutes into a run)."""
+
+    def check(params) -> str | None:
+        divisor = 2 ** (params[depth_key] - 1)
+        if params["image_size"] % divisor:
+            return (f"{params['image_size']} px does not halve {params[depth_key] - 1} times: a U-Net of "
+                    f"{depth_key} {params[depth_key]} needs a multiple of {divisor}")
+        return None
+
+    return check
+
+
 # Rules between keys of one study's file (lib.params.validate checks them after each key's own).
 RELATIONS: dict[str, list[Relation]] = {
     "study_a": [
+        ("image_size", _fits_depth("ode_depth")),
+        ("image_size", _fits_depth("unet_depth")),
         ("subset_clearly_lower", _margins_ordered),
         ("paper_key_modalities", _among_inputs("paper_key_modalities")),
         ("permutation_swap", _among_inputs("permutation_swap")),
+        ("unet_diagnostic_subsets", _subsets_among_inputs("unet_diagnostic_subsets")),
+        ("twin_subsets", _subsets_among_inputs("twin_subsets")),
+        ("twin_subsets", _twin_subsets),
+    ],
+    "study_a_cost": [
+        ("image_size", _fits_depth("ode_depth")),
+        ("image_size", _fits_depth("unet_depth")),
     ],
 }
 

@@ -21,3 +21,19 @@ def test_processes_side_by_side_are_rated_over_their_common_wall_time_not_by_sum
     results = [{"slices": 100, "started": 10.0, "ended": 11.0}, {"slices": 100, "started": 10.5, "ended": 11.5}]
     assert bench.combined_rate(results) == pytest.approx(200 / 1.5)
     assert bench.combined_rate(results[:1]) == pytest.approx(100.0)
+
+
+def test_the_unet_workload_has_the_table_i_unet_size_not_the_vector_field_size():
+    """The cost page's 'U-Net of Table I' row used the ODE's width and depth: unet_base_width and
+    unet_depth reached only the memory-layout benchmark."""
+    bench = _load("bench_parallel")
+    args = bench.parse_args(["--width", "8", "--depth", "4", "--unet-width", "16", "--unet-depth", "5"])
+    command = bench._command(args, "unet", 1)
+    worker = bench.parse_args(command[2:])
+    assert (worker.width, worker.depth, worker.unet_width, worker.unet_depth) == (8, 4, 16, 5)
+    default = bench.parse_args(["--width", "8", "--depth", "4"])  # without them: the shared size, as before
+    assert bench.unet_size(default) == (8, 4) and bench.unet_size(worker) == (16, 5)
+    chapter = (REPO_ROOT / "book/study_a_cost.py").read_text()
+    call = chapter[chapter.index('run_script("benchmarks/bench_parallel.py"'):]
+    call = call[:call.index("--out")]
+    assert '"--unet-width", str(P["unet_base_width"])' in call and '"--unet-depth", str(P["unet_depth"])' in call

@@ -63,6 +63,26 @@ def test_load_extends_overrides_and_name(tmp_path):
     assert out["name"] == "child"
 
 
+def test_a_seed_that_would_change_nothing_is_refused():
+    from lib.paths import REPO_ROOT
+
+    # study A reads seeds, split_seed, unet_seeds...: a plain 'seed' was accepted and did nothing
+    with pytest.raises(ParamsError, match="seed"):
+        P.load(REPO_ROOT / "params/study_a/et-smoke.yaml", {"seed": 3})
+    assert P.load(REPO_ROOT / "params/data/smoke.yaml", {"seed": 3})["seed"] == 3
+
+
+@pytest.mark.parametrize("params_file", ["params/study_a/et-smoke.yaml", "params/study_a/cost-smoke.yaml"])
+def test_an_image_size_the_unet_cannot_halve_is_refused_when_read(params_file):
+    from lib.paths import REPO_ROOT
+
+    # depth 4: three poolings, so 48 px (6 x 8) fits and 44 px (not a multiple of 8) does not
+    fits = P.load(REPO_ROOT / params_file, {"image_size": 48, "ode_depth": 4, "unet_depth": 4})
+    assert fits["image_size"] == 48
+    with pytest.raises(ParamsError, match=r"key 'image_size': 44 px does not halve 3 times.*multiple of 8"):
+        P.load(REPO_ROOT / params_file, {"image_size": 44, "ode_depth": 4, "unet_depth": 2})
+
+
 def test_load_rejects_unknown_study_cycle_and_bad_yaml(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("study: nosuch\nprofile: smoke\n")
@@ -366,3 +386,44 @@ def test_a_folder_under_an_unknown_home_is_refused_naming_the_key(params_file, o
         P.load(REPO_ROOT / params_file, override)
     assert f"key '{key}': " in str(info.value) and "cannot expand '~no-such-user-s29x'" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_min_region_pixels_is_refused_below_what_the_slicer_accepts():
+    # lib.data.slices refuses min_region_pixels < 1 (after the cohort is prepared); the file must
+    # be refused when read, naming the key.
+    from lib.paths import REPO_ROOT
+
+    for params_file in ("params/data/smoke.yaml", "params/study_a/et-smoke.yaml"):
+        with pytest.raises(ParamsError) as info:
+            P.load(REPO_ROOT / params_file, {"min_region_pixels": 0})
+        assert str(info.value).endswith("key 'min_region_pixels': 0 is below the minimum 1")
+
+
+@pytest.mark.parametrize("override, expected", [
+    # twin_subsets are trained on the twin cohort that twin_tumour_free asks for; without one the
+    # chapter skipped them without a word
+    ({"twin_tumour_free": [], "twin_subsets": ["t1+t1ce"]},
+     "key 'twin_subsets': needs twin_tumour_free (the modalities the twin cohort renders without the tumour)"),
+    # a subset with no tumour-free modality stopped the chapter after the ODE training
+    ({"twin_tumour_free": ["t1"], "twin_subsets": ["t2+flair"]},
+     "key 'twin_subsets': 't2+flair' holds none of the tumour-free modalities (t1)"),
+])
+def test_twin_subsets_need_a_twin_to_train_on(override, expected):
+    from lib.paths import REPO_ROOT
+
+    with pytest.raises(ParamsError) as info:
+        P.load(REPO_ROOT / "params/study_a/et-smoke.yaml", override)
+    assert str(info.value).endswith(expected) and "\n" not in str(info.value)
+    assert P.load(REPO_ROOT / "params/study_a/et-smoke.yaml", {"twin_tumour_free": [], "twin_subsets": []})
+
+
+@pytest.mark.parametrize("key", ["unet_diagnostic_subsets", "twin_subsets"])
+def test_subsets_name_only_input_modalities(key):
+    # lib.study_a.comparison refused such a subset in the Table I section, after the ODE training
+    from lib.paths import REPO_ROOT
+
+    with pytest.raises(ParamsError) as info:
+        P.load(REPO_ROOT / "params/study_a/et-smoke.yaml",
+               {"modalities": ["t1ce", "flair", "t2"], "twin_tumour_free": ["t2"], "unet_diagnostic_subsets": [],
+                "twin_subsets": [], key: ["t2+t1"]})
+    assert str(info.value).endswith(f"key '{key}': 't2+t1': 't1' is not among the inputs (modalities: t1ce, flair, t2)")

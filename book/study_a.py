@@ -22,7 +22,7 @@
 # not do: the same question answered by measures that do not depend on which ODE channel carries
 # which modality (occlusion, integrated gradients), over seeds, with the modality files renamed,
 # and against the phantom's planted truth; and a labelled variant whose vector field cannot mix
-# the modalities (one U-Net per modality), to tell whether the ACC fails because channels mix.
+# the modalities (one U-Net per modality), to tell whether, where the ACC fails, channel mixing is why.
 #
 # **What it needs.** The cohort of the data chapter (generated on first use). The parameter file
 # names the target (ET, TC or WT) and the profile; `paper` profiles use the paper's settings on real
@@ -71,7 +71,8 @@ from lib.device import device_name, resolve_device
 from lib.explain.acc import ACCRule, binarised_contribution, key_modalities_acc, segmentation_frames
 from lib.explain.separability import subtraction_separability
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_SAMPLES, STUDY_A_TABLE_II
-from lib.plots import acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure, heatmap, oriented
+from lib.plots import (MODALITY_COLOURS, acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure,
+                       heatmap, oriented)
 from lib.paths import display as display_path
 from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
 from lib.training_cache import usage as training_cache_usage
@@ -219,8 +220,8 @@ else:
         t_grid, flows = models[seed0].flow(torch.from_numpy(data.test.images[explorer_slices]).to(device),
                                            n_frames=P["render_frames"])
     flows = flows.cpu().numpy()
-    display(flow_explorer(t_grid.cpu().numpy(), flows, segmentation_frames(flows, w0, b0),
-                          binarised_contribution(flows, w0), data.modalities,
+    display(flow_explorer(t_grid.cpu().numpy(), rot(flows), rot(segmentation_frames(flows, w0, b0)),
+                          rot(binarised_contribution(flows, w0)), data.modalities,
                           label=SYNTHETIC_LABEL if data.synthetic else ""))
 
 # %% [markdown]
@@ -285,7 +286,7 @@ for ax, (s, e) in zip(axes[0], explained.items()):
         coverage = np.nanmean(e.acc.eta_coverage, axis=1)   # (T, m)
         area = np.nanmean(e.acc.eta_area, axis=1)
     for k, name in enumerate(data.modalities):
-        line, = ax.plot(e.acc.t, coverage[:, k], label=f"{name}: covers γ")
+        line, = ax.plot(e.acc.t, coverage[:, k], color=MODALITY_COLOURS.get(name), label=f"{name}: covers γ")
         ax.plot(e.acc.t, area[:, k], ls=":", color=line.get_color())
     ax.set_title(f"seed {s}", fontsize=9)
     ax.set_xlabel("t")
@@ -599,10 +600,10 @@ for field_name, group in (("shared (the paper's)", explained), ("one U-Net per m
 variant_table = pd.DataFrame(variant_rows)
 run.table("per-modality-variant", variant_table)
 if variant:
-    for curve, figure_name, label in (("printed", "acc", "ACC (Eq. 6–7 as printed)"),
-                                      ("logit_share", "logit-share", "Logit share inside γ")):
+    for curve, figure_name, label, ylabel in (("printed", "acc", "ACC (Eq. 6–7 as printed)", "μ_t (ACC)"),
+                                              ("logit_share", "logit-share", "Logit share inside γ", "logit share s_t")):
         fig = acc_panels({s: e.acc.curves(curve, P["acc_slices"]) for s, e in variant.items()}, data.modalities,
-                         title=f"{label}, one U-Net per modality (variant), {TARGET}")
+                         title=f"{label}, one U-Net per modality (variant), {TARGET}", ylabel=ylabel)
         run.figure(f"{figure_name}-per-modality-{TARGET}", fig)
         plt.show()
     variant_readout = pd.concat([e.readout.assign(seed=s) for s, e in variant.items()])

@@ -55,10 +55,13 @@ def cmd_prepare_smoke(args) -> int:
 
 def cmd_cohort(args) -> int:
     from lib import params as params_mod
-    from lib.data.cohort import prepare_cohort
+    from lib.data.cohort import CohortError, prepare_cohort
     from lib.paths import display
 
-    cohort = prepare_cohort(params_mod.load(args.params, _overrides(args.set)))
+    params = params_mod.load(args.params, _overrides(args.set))
+    if "data_dir" not in params:  # a page that reads no data (study A's summary and cost pages)
+        raise CohortError(f"{args.params}: names no cohort (no key 'data_dir')")
+    cohort = prepare_cohort(params)
     kind = "synthetic phantom" if cohort.synthetic else "folder"
     print(f"cohort ready: {display(cohort.root)} ({kind}, {len(cohort.subjects)} subjects, "
           f"fingerprint {cohort.fingerprint[:12]})")
@@ -184,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid cohort:\n{err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: no result was written", file=sys.stderr)
+        # A book or a batch keeps the results of the runs that finished before the interruption.
+        several = args.command == "book" or (args.command == "run" and len(args.params) > 1)
+        print("interrupted: " + ("the runs that finished are kept; for the others " if several else "")
+              + "no result was written", file=sys.stderr)
         return 130
 
 

@@ -215,9 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--toc", default=str(REPO_ROOT / "_toc.yml"))
     parser.add_argument("--book", default=str(REPO_ROOT / "book"), help="the folder of the pages' sources")
     args = parser.parse_args(argv)
+    import yaml
+
+    try:
+        pages = len(toc_pages(Path(args.toc)))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
+        reason = (err.strerror if isinstance(err, OSError) and err.strerror
+                  else f"no key {err}" if isinstance(err, KeyError) else type(err).__name__)
+        print(f"{display(Path(args.toc))}: cannot read the table of contents ({reason})")
+        return 1
     problems = check_built_book(args.html, args.toc, args.book)
     for line in problems:
         print(line)
-    pages = len(toc_pages(Path(args.toc)))
     print(f"check-book: {pages} page(s), {len(problems)} problem(s)" + ("" if problems else ": complete, offline, labelled"))
     return 1 if problems else 0

@@ -303,6 +303,17 @@ def _phantom_to_generate(params: Mapping[str, Any]) -> list[str]:
     return pending
 
 
+def check_chapter_study(script: Path, params: Mapping[str, Any], params_file: str | Path) -> None:
+    """A chapter of the book (``book/<study>.py``) runs only with its own study's parameter file:
+    another study's file would fail deep in the notebook on a missing key, leaving a failed copy."""
+    from lib.schemas import SCHEMAS
+
+    chapter = script.resolve()
+    if chapter.parent == BOOK_DIR.resolve() and chapter.stem in SCHEMAS and params["study"] != chapter.stem:
+        raise RunError(f"{display(Path(params_file))}: a parameter file of study '{params['study']}'; "
+                       f"{display(script)} takes one of study '{chapter.stem}'")
+
+
 def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[str, Any] | None = None, *,
                results_root: str | Path = RESULTS_ROOT, prepare: bool = True) -> RunInputs:
     """The inputs of ``script`` run with ``params_file`` (and ``overrides``).
@@ -314,6 +325,7 @@ def run_inputs(script: str | Path, params_file: str | Path, overrides: Mapping[s
     script = Path(script)
     chapter_text = read_chapter(script)
     params = params_mod.load(params_file, overrides)
+    check_chapter_study(script, params, params_file)
     from lib.data.cohort import CohortError
     from lib.data.validate import InvalidCohortError
 

@@ -136,3 +136,16 @@ def test_the_command_prints_each_problem_and_exits_1(book, capsys):
     assert book_check.main(args) == 1
     assert capsys.readouterr().out.strip().splitlines() == [
         f"page: not built ({book / 'html' / 'page.html'} is missing)", "check-book: 2 page(s), 1 problem(s)"]
+
+
+@pytest.mark.parametrize("toc_text", [None, "root: [\n", "format: jb-book\n"])
+def test_a_table_of_contents_that_cannot_be_read_is_one_line(book, capsys, toc_text):
+    toc = book / "_toc.yml"
+    if toc_text is None:
+        toc.unlink()
+    else:
+        toc.write_text(toc_text)
+    for html in (book / "html", book / "no-build"):
+        assert book_check.main(["--html", str(html), "--toc", str(toc), "--book", str(book / "book")]) == 1
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{toc}: ") and "table of contents" in lines[0]

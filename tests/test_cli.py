@@ -1,6 +1,7 @@
 """The command line and the runner's refusal of bad input: one line naming the file or key, a
 non-zero exit, and nothing written."""
 
+import json
 import subprocess
 import sys
 
@@ -46,6 +47,20 @@ def test_a_run_refuses_an_invalid_cohort_and_writes_nothing(make_cohort, tmp_pat
     assert not results.exists()
 
 
+@pytest.mark.parametrize("layout", ["brats2018", "brats2023"])
+def test_the_data_chapter_runs_on_a_users_folder_of_another_layout(make_cohort, tmp_path, layout):
+    # HGG/ and LGG/ folders; BraTS 2023 names and no grade (so no HGG subject to measure)
+    root = make_cohort(layout)
+    params = tmp_path / "data-folder.yaml"
+    params.write_text(f"extends: {REPO_ROOT / 'params/data/smoke.yaml'}\ndata_source: folder\n"
+                      f"data_dir: {root}\ncache_dir: {tmp_path / 'cache'}\n")
+    results = tmp_path / "results"
+    runner.run(REPO_ROOT / "book/data.py", params, results_root=results, log_output=False)
+    summary = json.loads((results / "data" / "data-folder" / "summary.json").read_text())
+    # HGG/ folders give HGG subjects to measure; BraTS 2023 records no grade: null, not an error
+    assert (summary["t1ce_cnr_et_vs_ed"] is None) == (layout == "brats2023")
+
+
 def test_a_missing_chapter_or_a_placeholder_typo_is_one_line_and_exits_2(tmp_path):
     out = _cli("run", "book/nope.py", "--params", "params/data/smoke.yaml")
     assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: book/nope.py: chapter not found"]
@@ -66,3 +81,46 @@ def test_a_book_wide_set_that_cannot_apply_is_one_line_and_exits_2(setting, mess
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), out.stderr
+
+
+@pytest.mark.parametrize("params", ["params/study_a/summary-smoke.yaml", "params/study_a/cost-smoke.yaml"])
+def test_cohort_of_a_parameter_file_that_reads_no_data_is_one_line(params):
+    out = _cli("cohort", "--params", params)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"error: {params}: names no cohort (no key 'data_dir')"]
+
+
+@pytest.mark.parametrize("command", ["book", "batch"])
+def test_an_interrupted_book_or_batch_does_not_deny_the_results_it_finished(monkeypatch, capsys, command):
+    """`lib book` (or `lib run` with several parameter files) stopped after a page finished: that
+    page's result is kept, so the last line must not say that no result at all was written."""
+    from lib.__main__ import main
+
+    def finish_one_then_interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_book", finish_one_then_interrupt)
+    monkeypatch.setattr(runner, "run", finish_one_then_interrupt)
+    argv = (["book", "--profile", "smoke", "--no-build"] if command == "book" else
+            ["run", "book/data.py", "--params", "params/data/smoke.yaml", "params/data/default.yaml"])
+    assert main(argv) == 130
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("interrupted: ") and "finished" in line and "are kept" in line
+
+
+def test_an_interrupted_single_run_says_it_wrote_no_result(monkeypatch, capsys):
+    from lib.__main__ import main
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", interrupt)
+    assert main(["run", "book/data.py", "--params", "params/data/smoke.yaml"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: no result was written"
+
+
+def test_a_chapter_run_with_another_studys_parameter_file_is_one_line():
+    # Before: the notebook failed on KeyError 'target' and left a failed copy in results/data/.
+    out = _cli("run", "book/study_a.py", "--params", "params/data/smoke.yaml")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: params/data/smoke.yaml: a parameter file of study 'data'; book/study_a.py takes one of study 'study_a'"]

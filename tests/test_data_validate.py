@@ -158,6 +158,27 @@ def test_label_values_outside_the_convention(make_cohort, synth):
                  "allowed [0, 1, 2, 4]")
 
 
+def test_a_nan_label_voxel_is_one_problem_not_also_a_disallowed_value(make_cohort, synth):
+    root = make_cohort("brats2020", n_subjects=1)
+    path = root / "BraTS20_Training_001" / "BraTS20_Training_001_seg.nii.gz"
+    label = synth.file_label(synth.geometry.canonical_label(), "brats2020").astype(np.float32)
+    label[0, 0, 0] = np.nan
+    synth.write_nifti(path, label)
+    only_problem(validate_cohort(root), path, "non-finite values: 1 NaN and 0 infinite voxel(s)")
+
+
+def test_a_nan_label_voxel_beside_a_disallowed_value_reports_both(make_cohort, synth):
+    root = make_cohort("brats2020", n_subjects=1)
+    path = root / "BraTS20_Training_001" / "BraTS20_Training_001_seg.nii.gz"
+    label = synth.file_label(synth.geometry.canonical_label(), "brats2020").astype(np.float32)
+    label[0, 0, 0] = np.nan
+    label[0, 0, 1] = 5
+    synth.write_nifti(path, label)
+    lines = [str(p) for p in validate_cohort(root)]
+    assert len(lines) == 2, lines
+    assert "non-finite values: 1 NaN" in lines[0] and "label values [5] not allowed" in lines[1], lines
+
+
 def test_label_3_and_4_in_one_file(make_cohort, synth):
     root = make_cohort("brats2020", n_subjects=1)
     path = root / "BraTS20_Training_001" / "BraTS20_Training_001_seg.nii.gz"

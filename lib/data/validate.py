@@ -117,7 +117,8 @@ def _read_volume(path: Path, is_label: bool, label_convention: str,
                                                    "no contrast"))
         return volume, None
 
-    values = present_values(data)
+    # non-finite voxels were reported above: one problem, not also a disallowed "nan" label value
+    values = present_values(data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data)
     decided = None
     convention = label_convention
     if convention == "auto":

@@ -100,7 +100,7 @@ class TrainConfig:
 
 @dataclass
 class TrainHistory:
-    """What a training run did: mean loss per epoch, every batch loss, wall time and throughput;
+    """What a training run did: mean loss per epoch, every batch loss, wall time and training throughput;
     with validation slices, the validation Dice per epoch; with early stopping (``patience``), the
     epoch whose weights were kept (1-based; None without it: the last epoch's are kept) and whether
     early stopping ended the run before ``epochs`` (False when it ran them all)."""
@@ -110,8 +110,9 @@ class TrainHistory:
     val_dice: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
-    seconds: float = 0.0
-    slices_per_second: float = 0.0
+    seconds: float = 0.0  # the whole run's wall time, validation included
+    validation_seconds: float = 0.0  # of ``seconds``, the time spent scoring the validation slices
+    slices_per_second: float = 0.0  # trained slices per second of training (validation's time left out)
     n_slices: int = 0
     device: str = "cpu"
     from_cache: bool = False  # the weights were reused from a `lib.training_cache` entry, not trained now
@@ -292,7 +293,9 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
             history.epoch_losses.append(total / n)
             epochs.set_postfix(loss=f"{history.epoch_losses[-1]:.4f}")
             if validation is not None:
+                validation_start = time.perf_counter()
                 history.val_dice.append(_pooled_dice(model, *validation, device))
+                history.validation_seconds += time.perf_counter() - validation_start
                 model.train()
             if config.patience is not None:  # (validation is given: checked above)
                 if history.best_epoch is None or history.val_dice[-1] > history.val_dice[history.best_epoch - 1]:
@@ -307,7 +310,8 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
             torch.cuda.synchronize(device)
         history.seconds = time.perf_counter() - start
         trained = len(history.epoch_losses)
-        history.slices_per_second = trained * n / history.seconds if history.seconds > 0 else float("inf")
+        training_seconds = history.seconds - history.validation_seconds
+        history.slices_per_second = trained * n / training_seconds if training_seconds > 0 else float("inf")
         if key is not None:
             cache.store(key, model, history)
         return history

@@ -45,8 +45,9 @@ from lib.train import TrainHistory, read_checkpoint, save_checkpoint, state_dict
 __all__ = ["TRAINING_CACHE_VERSION", "TrainingCache", "training_cache", "training_key", "usage", "weights_fingerprint"]
 
 # Bump when what an entry holds, or what its key means, changes.
-TRAINING_CACHE_VERSION = 4  # 2: the CPU's kernels are in the key; 3: entries carry a digest of their weights;
-# 4: the TorchDyn version is in the key, entries carry a digest of their history
+TRAINING_CACHE_VERSION = 5  # 2: the CPU's kernels are in the key; 3: entries carry a digest of their weights;
+# 4: the TorchDyn version is in the key, entries carry a digest of their history;
+# 5: histories hold validation_seconds, and slices_per_second leaves validation's time out
 
 # TrainConfig fields that do not change the trained weights.
 _NOT_IN_KEY = {"progress", "device", "num_threads"}  # device and threads enter as resolved values

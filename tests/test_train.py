@@ -359,6 +359,33 @@ def test_a_run_that_never_stops_early_says_so_and_without_patience_no_epoch_is_c
     assert history.val_dice == [0.1, 0.5, 0.3, 0.2] and history.best_epoch is None  # the last epoch's weights
 
 
+def test_throughput_counts_training_time_not_validation_time(monkeypatch):
+    """slices_per_second is trained slices over the time spent training; validation's time is
+    kept apart (validation_seconds) and is part of seconds, the whole run's wall time."""
+    clock = {"now": 0.0}
+
+    def perf_counter():  # a clock that advances 1 s per reading, and 100 s per validation
+        clock["now"] += 1.0
+        return clock["now"]
+
+    def slow_validation(*args):
+        clock["now"] += 100.0
+        return 0.5
+
+    monkeypatch.setattr(train_module, "time", type("FakeTime", (), {"perf_counter": staticmethod(perf_counter)}))
+    monkeypatch.setattr(train_module, "_pooled_dice", slow_validation)
+    images, masks = separable_toy()
+    history = train_segmenter(_unet(masks), images, masks, quiet(epochs=3, batch_size=4), validation=(images, masks))
+    assert history.validation_seconds >= 3 * 100
+    assert history.seconds > history.validation_seconds
+    training_seconds = history.seconds - history.validation_seconds
+    assert training_seconds < 100  # no validation in it
+    assert history.slices_per_second == pytest.approx(3 * 16 / training_seconds)
+    plain = train_segmenter(_unet(masks), images, masks, quiet(epochs=3, batch_size=4))
+    assert plain.validation_seconds == 0.0
+    assert plain.slices_per_second == pytest.approx(3 * 16 / plain.seconds)
+
+
 def test_early_stopping_on_slices_without_target_is_refused():
     images, masks = separable_toy()
     with pytest.raises(ValueError, match="validation slices with some target; these have none"):

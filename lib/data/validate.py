@@ -101,6 +101,7 @@ def _read_volume(path: Path, is_label: bool, label_convention: str,
         # complex or RGB voxels: nothing below can judge them, and a run cannot read them as intensities
         problems.append(Problem(str(path), f"voxels are not real numbers (data type {data.dtype})"))
         return volume, None
+    finite = None  # the finite voxels' mask, for floating data (used again for labels below)
     if np.issubdtype(data.dtype, np.floating):
         finite = np.isfinite(data)
         if not finite.all():
@@ -118,7 +119,7 @@ def _read_volume(path: Path, is_label: bool, label_convention: str,
         return volume, None
 
     # non-finite voxels were reported above: one problem, not also a disallowed "nan" label value
-    values = present_values(data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data)
+    values = present_values(data if finite is None or finite.all() else data[finite])
     decided = None
     convention = label_convention
     if convention == "auto":

@@ -41,7 +41,8 @@ from lib.plots import acc_grid
 from lib.results import SYNTHETIC_LABEL, setup, slug
 from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, load_target_runs, mismatches,
                                         provenance, renamed_matrix, table_one_across_targets,
-                                        table_two_across_targets, verdict_counts, verdict_matrix)
+                                        table_two_across_targets, thread_note, time_by_section, verdict_counts,
+                                        verdict_matrix, longest_sections)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -144,6 +145,32 @@ else:
     display(Markdown("The runs left no ACC curves to draw."))
 
 # %% [markdown]
+# ## What each target's page cost
+#
+# Minutes of each page's cells in this build, summed by section of the page (papermill's duration
+# of every cell of the executed notebook the run kept), then the run's wall time from its manifest
+# and how much of it overlapped another target's run: runs side by side share the CPU, so a section
+# takes longer than it would alone. A run that reused models from the training cache
+# (`training_cache_dir`) shows the time of that reuse, not of training. The parameters that set
+# each costly section, for a shorter (or a fuller) run of a page with `--set KEY=VALUE`:
+#
+# - *Training the neural ODE*: `seeds` (one model each), `ode_epochs`, `ode_train_steps`.
+# - *Explaining each model*: `render_frames` (the 0.01 grid's 101 frames), `ig_steps`, `ig_max_slices`.
+# - *Table I*: `cv_folds`, `unet_epochs`, `unet_seeds`, `unet_diagnostic_subsets`, `twin_subsets`.
+# - *The permutation check*: `permutation_seeds`, `permutation_cv_folds`; `permutation_swap: []` skips it.
+# - *The variant*: `variant_per_modality_seeds` (one model each); `[]` skips it.
+
+# %% tags=["hide-input"]
+section_minutes = time_by_section(runs)
+if section_minutes.empty:
+    display(Markdown("The runs named here kept no executed notebook with cell timings (run by nbval or by hand), "
+                     "so there is nothing to add up."))
+else:
+    run.table("minutes-by-section", section_minutes, index=True)
+    display(Markdown(thread_note(runs)))
+    display(section_minutes.round(1))
+
+# %% [markdown]
 # ## What this build found
 
 # %% tags=["hide-input"]
@@ -181,6 +208,12 @@ lines.append(f"- The paper's explanation (the ACC names each target's key modali
              f"for: **{', '.join(holds) or 'no target'}** of {len(runs)} target{'s' if len(runs) != 1 else ''}.")
 lines.append(f"- Every independent measure (occlusion, integrated gradients and Table I) agrees with the reference "
              f"for: **{', '.join(independent) or 'no target'}**.")
+longest = longest_sections(section_minutes)
+for target, (section, minutes, share, total) in longest.items():
+    summary[f"{target.lower()}_minutes_all_cells"] = round(total, 2)
+    summary[f"{target.lower()}_longest_section"] = section
+    lines.append(f"- The {target} page's cells took {total:.1f} min in this build, {minutes:.1f} of them ({share:.0%}) "
+                 f"in *{section}*.")
 summary["paper_explanation_holds_for"] = "+".join(holds) or "none"
 summary["independent_measures_agree_for"] = "+".join(independent) or "none"
 run.write_summary(summary)

@@ -209,3 +209,57 @@ def test_renamed_matrix_lines_up_the_permutation_columns_and_skips_runs_without_
     assert table.loc["ACC, Eq. 6-7 as printed (paper's rule)", ("TC", "renamed, on t1ce+flair only")] == \
         "follows the contrast"
     assert A.renamed_matrix({"ET": runs["ET"]}).empty
+
+
+def _timed_notebook(*section_seconds):
+    cells = [{"cell_type": "markdown", "source": "# T", "metadata": {}}]
+    for title, seconds in section_seconds:
+        cells += [{"cell_type": "markdown", "source": f"## {title}", "metadata": {}},
+                  {"cell_type": "code", "source": "", "outputs": [], "metadata": {"papermill": {"duration": seconds}}}]
+    return {"cells": cells}
+
+
+def _set_timing(folder, started, finished, threads=1, cpus=2):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(timings={"started": started, "finished": finished}, params={"num_threads": threads},
+                    environment={"cuda": None, "cpu_count": cpus})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_overlap_counts_time_covered_by_any_other_run_once():
+    assert A.overlap_seconds((0, 100), []) == 0
+    assert A.overlap_seconds((0, 100), [(50, 200)]) == 50
+    assert A.overlap_seconds((0, 100), [(10, 30), (20, 40), (90, 300), (-5, 5)]) == 5 + 30 + 10
+    assert A.overlap_seconds((0, 100), [(100, 200), (-50, 0)]) == 0
+
+
+def test_time_by_section_adds_up_each_page_and_says_how_long_it_ran_beside_the_others(three):
+    (three["ET"] / "notebook.ipynb").write_text(json.dumps(_timed_notebook(("Training", 600), ("Table I", 120))))
+    (three["TC"] / "notebook.ipynb").write_text(json.dumps(_timed_notebook(("Training", 300), ("Variant", 900))))
+    # WT keeps no executed notebook (run by nbval): no column, nothing guessed
+    _set_timing(three["ET"], 0, 1200)
+    _set_timing(three["TC"], 600, 2400)
+    _set_timing(three["WT"], 5000, 6000)
+    table = A.time_by_section(A.load_target_runs(three))
+    assert list(table.columns) == ["ET", "TC"]
+    assert list(table.index) == ["Training", "Table I", "Variant", A.ALL_CELLS, A.RUN_WALL_TIME, A.BESIDE_ANOTHER]
+    assert table.loc["Training"].tolist() == [10.0, 5.0]
+    assert table.loc["Table I", "ET"] == 2.0 and pd.isna(table.loc["Table I", "TC"])
+    assert table.loc[A.ALL_CELLS].tolist() == [12.0, 20.0]
+    assert table.loc[A.RUN_WALL_TIME].tolist() == [20.0, 30.0]
+    assert table.loc[A.BESIDE_ANOTHER].tolist() == [10.0, 10.0]  # ET and TC overlap 600..1200; WT ran later
+    assert A.longest_sections(table) == {"ET": ("Training", 10.0, 10 / 12, 12.0), "TC": ("Variant", 15.0, 0.75, 20.0)}
+
+
+def test_time_by_section_is_empty_when_no_run_kept_timings(three):
+    assert A.time_by_section(A.load_target_runs(three)).empty
+    assert A.longest_sections(pd.DataFrame()) == {}
+
+
+def test_thread_note_reads_threads_and_machine_from_the_manifests(three):
+    for folder in three.values():
+        _set_timing(folder, 0, 1)
+    assert A.thread_note(A.load_target_runs(three)) == "Each run: 1 torch thread on 2 CPU cores."
+    _set_timing(three["WT"], 0, 1, threads=2)
+    assert A.thread_note(A.load_target_runs(three)) == ("ET: 1 torch thread on 2 CPU cores; TC: 1 torch thread on "
+                                                        "2 CPU cores; WT: 2 torch threads on 2 CPU cores.")

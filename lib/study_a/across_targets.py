@@ -302,3 +302,94 @@ def acc_curves(runs: Mapping[str, TargetRun], seeds: Sequence[int] | None = None
 def measure_rows(matrix: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[str, str]]:
     """``{measure: {target: cell}}`` for those of ``names`` the matrix has (for the closing text)."""
     return {n: matrix.loc[n].to_dict() for n in names if n in matrix.index}
+
+
+ALL_CELLS = "all cells"
+RUN_WALL_TIME = "run wall time (manifest)"
+BESIDE_ANOTHER = "of it beside another of these runs"
+
+
+def _run_interval(run: TargetRun) -> tuple[float, float] | None:
+    timings = (run.manifest or {}).get("timings") or {}
+    started, finished = timings.get("started"), timings.get("finished")
+    if not isinstance(started, (int, float)) or not isinstance(finished, (int, float)) or finished < started:
+        return None
+    return float(started), float(finished)
+
+
+def overlap_seconds(interval: tuple[float, float], others: Sequence[tuple[float, float]]) -> float:
+    """Length of ``interval`` covered by at least one of ``others`` (intervals as (start, end))."""
+    start, end = interval
+    pieces = sorted((max(s, start), min(e, end)) for s, e in others if min(e, end) > max(s, start))
+    covered, reach = 0.0, start
+    for s, e in pieces:
+        if e > reach:
+            covered += e - max(s, reach)
+            reach = e
+    return covered
+
+
+def time_by_section(runs: Mapping[str, TargetRun]) -> pd.DataFrame:
+    """Minutes each target's page spent per section (rows, in page order; targets as columns).
+
+    Read from each run's executed notebook (``notebook.ipynb``): papermill's per-cell durations
+    summed under each ``##`` heading (`lib.notebook_times.section_seconds`). Below the sections:
+    ``ALL_CELLS``; then, from the run's manifest, ``RUN_WALL_TIME`` (start to finish of the run,
+    including the kernel's start and the result's writing) and ``BESIDE_ANOTHER`` (how much of it
+    overlapped the run of another target named here: then they shared the CPU). A run without an
+    executed notebook with durations (nbval, Jupyter by hand) has no column; the table is empty when
+    no run has one."""
+    from lib.notebook_times import section_seconds
+
+    columns, order = {}, []
+    for target, run in runs.items():
+        path = run.path / "notebook.ipynb"
+        sections = section_seconds(path) if path.is_file() else pd.DataFrame()
+        if sections.empty:
+            continue
+        columns[target] = dict(zip(sections["section"], sections["seconds"] / 60))
+        order += [s for s in sections["section"] if s not in order]
+    if not columns:
+        return pd.DataFrame()
+    table = pd.DataFrame(columns, index=pd.Index(order, name="section"))
+    table.loc[ALL_CELLS] = table.sum(min_count=1)
+    intervals = {t: _run_interval(r) for t, r in runs.items()}
+    for target in table.columns:
+        own = intervals.get(target)
+        if own is None:
+            continue
+        others = [i for t, i in intervals.items() if t != target and i is not None]
+        table.loc[RUN_WALL_TIME, target] = (own[1] - own[0]) / 60
+        table.loc[BESIDE_ANOTHER, target] = overlap_seconds(own, others) / 60
+    return table
+
+
+def thread_note(runs: Mapping[str, TargetRun]) -> str:
+    """One sentence on what the runs ran on (their manifests): torch threads and the machine's CPUs/GPU."""
+    parts = []
+    for target, run in runs.items():
+        m = run.manifest or {}
+        env = m.get("environment") or {}
+        threads = (m.get("params") or {}).get("num_threads")
+        where = env.get("cuda") or (f"{env['cpu_count']} CPU cores" if env.get("cpu_count") else "an unrecorded machine")
+        parts.append((target, "no manifest" if not m else f"{threads if threads is not None else '?'} torch "
+                      f"thread{'' if threads == 1 else 's'} on {where}"))
+    if not parts:
+        return ""
+    if len({p for _, p in parts}) == 1:
+        return f"Each run: {parts[0][1]}."
+    return "; ".join(f"{t}: {p}" for t, p in parts) + "."
+
+
+def longest_sections(section_minutes: pd.DataFrame) -> dict[str, tuple[str, float, float, float]]:
+    """``{target: (section, minutes, share of all cells, minutes of all cells)}``: the section of each
+    page that took longest in :func:`time_by_section`'s table (targets without timings are left out)."""
+    out = {}
+    sections = section_minutes.drop(index=[ALL_CELLS, RUN_WALL_TIME, BESIDE_ANOTHER], errors="ignore")
+    for target in sections.columns:
+        minutes = sections[target].dropna()
+        total = section_minutes.at[ALL_CELLS, target] if ALL_CELLS in section_minutes.index else float("nan")
+        if minutes.empty or not total > 0:
+            continue
+        out[target] = (str(minutes.idxmax()), float(minutes.max()), float(minutes.max() / total), float(total))
+    return out

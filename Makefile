@@ -16,6 +16,11 @@ JOBS ?= 3
 # (passed as --set data_dir=... to each page that reads data; empty: the parameter files' data_dir).
 DATA_DIR ?=
 DATA_SET := $(if $(DATA_DIR),--set 'data_dir=$(DATA_DIR)')
+# Any parameter, on every page that has it: make book SET="variant_per_modality_seeds=[] permutation_swap=[]"
+# (space-separated KEY=VALUE, no space inside a value: seeds=[0,1]). The study A summary page lists
+# what each section of a page cost in the last build and the keys that shorten it.
+SET ?=
+SET_ARGS := $(foreach kv,$(SET),--set '$(kv)')
 export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
@@ -42,11 +47,11 @@ data: setup
 	$(PY) -m lib cohort --params params/data/$(PROFILE).yaml $(DATA_SET)
 
 chapters: data
-	$(PY) -m lib book --profile $(PROFILE) --no-build --jobs $(JOBS) $(DATA_SET)
+	$(PY) -m lib book --profile $(PROFILE) --no-build --jobs $(JOBS) $(DATA_SET) $(SET_ARGS)
 
 # Which pages `make book` would run, and why (what changed since each result); runs nothing.
 status: setup
-	$(PY) -m lib book --profile $(PROFILE) --dry-run --jobs $(JOBS) $(DATA_SET)
+	$(PY) -m lib book --profile $(PROFILE) --dry-run --jobs $(JOBS) $(DATA_SET) $(SET_ARGS)
 
 # Then check what a reader gets: every page built, nothing loaded from the network, no error
 # cell, each page the notebook of a complete run, the synthetic label where the phantom was used.

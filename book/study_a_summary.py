@@ -152,7 +152,8 @@ else:
 # and how much of it overlapped another target's run: runs side by side share the CPU, so a section
 # takes longer than it would alone. A run that reused models from the training cache
 # (`training_cache_dir`) shows the time of that reuse, not of training. The parameters that set
-# each costly section, for a shorter (or a fuller) run of a page with `--set KEY=VALUE`:
+# each costly section, for a shorter (or a fuller) run of a page with `--set KEY=VALUE`, or of the
+# whole book with `make book SET="KEY=VALUE ..."`:
 #
 # - *Training the neural ODE*: `seeds` (one model each), `ode_epochs`, `ode_train_steps`.
 # - *Explaining each model*: `render_frames` (the 0.01 grid's 101 frames), `ig_steps`, `ig_max_slices`.

@@ -21,7 +21,8 @@ import pandas as pd
 __all__ = ["BEFORE_FIRST_SECTION", "cell_seconds", "section_seconds"]
 
 BEFORE_FIRST_SECTION = "(before the first section: parameters, imports, data)"
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")  # an ATX heading; a closing run of # is dropped
+_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def _source(cell: Mapping[str, Any]) -> str:
@@ -62,8 +63,12 @@ def section_seconds(notebook: Mapping[str, Any] | str | Path, level: int = 2) ->
     section = BEFORE_FIRST_SECTION
     for cell in cells:
         if cell.get("cell_type") == "markdown":
+            fenced = False  # a '#' line inside a fenced code block is code, not a heading
             for line in _source(cell).splitlines():
-                match = _HEADING.match(line)
+                if _FENCE.match(line):
+                    fenced = not fenced
+                    continue
+                match = None if fenced else _HEADING.match(line)
                 if match and len(match.group(1)) == level and match.group(2):
                     section = match.group(2)
             continue

@@ -27,7 +27,8 @@ NOTEBOOK = {"cells": [
     code(None),                        # not timed: counted, adds nothing
     code(3.0),
     {"cell_type": "raw", "source": "## not a heading", "metadata": {}},
-    markdown("## Training"),           # the same title again: summed into the first row
+    markdown("## Training ##"),        # the same title again (closing #s dropped): summed into the first row
+    markdown("```bash\n## a shell comment in a fenced block\n```"),
     code(4.0),
 ]}
 
@@ -68,3 +69,8 @@ def test_cell_seconds_ignores_what_is_not_a_number():
     assert cell_seconds({"metadata": {"papermill": {"duration": None}}}) is None
     assert cell_seconds({"metadata": {"papermill": {"duration": True}}}) is None
     assert cell_seconds({}) is None
+
+
+def test_a_hash_inside_a_title_stays_part_of_it():
+    table = section_seconds({"cells": [markdown("## Notes on C#"), code(1.0)]})
+    assert list(table["section"]) == ["Notes on C#"]

@@ -11,7 +11,9 @@ PROFILE ?= default
 # thread per process trains more slices per second in total than one process with two (the 48 px
 # models scale badly across threads; benchmarks/bench_parallel.py, the study A cost page). Three,
 # so that the three study A targets run together and no core idles while the last one finishes.
-JOBS ?= 3
+# The paper profile runs one page at a time: each of its pages holds the paper's ~24k slices in RAM
+# (~22 GB at 240 px, README "RAM for the slices") and its models on the one GPU; JOBS=N overrides.
+JOBS ?= $(if $(filter paper,$(PROFILE)),1,3)
 # Every page on your own cohort: make book PROFILE=paper DATA_DIR=/data/BraTS2020/MICCAI_BraTS2020_TrainingData
 # (passed as --set data_dir=... to each page that reads data; empty: the parameter files' data_dir).
 DATA_DIR ?=

@@ -141,3 +141,17 @@ def test_make_passes_each_SET_pair_and_DATA_DIR_to_the_book_as_its_own_set():
         assert line.endswith("--set 'data_dir=/data/my brats' --set 'variant_per_modality_seeds=[]' --set 'seeds=[0,1]'")
     plain = subprocess.run(["make", "-n", "chapters"], cwd=REPO_ROOT, capture_output=True, text=True, env=env).stdout
     assert "--set" not in plain
+
+
+def test_make_runs_paper_pages_one_at_a_time_unless_told_otherwise():
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SET", "DATA_DIR", "PROFILE", "JOBS"}}
+
+    def jobs(*args):
+        out = subprocess.run(["make", "-n", "chapters", *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+        line = next(line for line in out.stdout.splitlines() if " -m lib book " in line)
+        return line.split("--jobs ")[1].split()[0]
+
+    assert jobs() == "3"  # the default profile: three CPU pages side by side
+    assert jobs("PROFILE=paper") == "1"  # each paper page holds ~22 GB of slices
+    assert jobs("PROFILE=paper", "JOBS=2") == "2"

@@ -263,3 +263,9 @@ def test_thread_note_reads_threads_and_machine_from_the_manifests(three):
     _set_timing(three["WT"], 0, 1, threads=2)
     assert A.thread_note(A.load_target_runs(three)) == ("ET: 1 torch thread on 2 CPU cores; TC: 1 torch thread on "
                                                         "2 CPU cores; WT: 2 torch threads on 2 CPU cores.")
+
+
+def test_a_damaged_kept_notebook_is_named_in_one_line(three):
+    (three["TC"] / "notebook.ipynb").write_text("{truncated")
+    with pytest.raises(A.SourceRunError, match=r"tc/notebook.ipynb: not a readable notebook; re-run the TC page"):
+        A.time_by_section(A.load_target_runs(three))

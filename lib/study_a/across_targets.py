@@ -344,7 +344,10 @@ def time_by_section(runs: Mapping[str, TargetRun]) -> pd.DataFrame:
     columns, order = {}, []
     for target, run in runs.items():
         path = run.path / "notebook.ipynb"
-        sections = section_seconds(path) if path.is_file() else pd.DataFrame()
+        try:
+            sections = section_seconds(path) if path.is_file() else pd.DataFrame()
+        except ValueError:
+            raise SourceRunError(f"{display(path)}: not a readable notebook; re-run the {target} page") from None
         if sections.empty:
             continue
         columns[target] = dict(zip(sections["section"], sections["seconds"] / 60))

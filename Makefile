@@ -82,7 +82,7 @@ bench: setup
 # 10 folds, the 0.01 grid, the renamed run, the variant) on a 14-patient 1 mm phantom, with only
 # study A's scale cut (1 seed, 1 epoch, width 4, 3 slices per patient), into
 # results/{data,study_a}/...-rehearsal. Study A's numbers mean nothing; it shows the pipeline runs
-# end to end. About 13 min on 2 CPU cores.
+# end to end. About 13-20 min on 2 CPU cores (README).
 REHEARSE_TARGET ?= et
 REHEARSAL_DATA := data/phantom-1mm
 rehearse-paper: setup

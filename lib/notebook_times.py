@@ -10,13 +10,14 @@ result is then empty, never guessed.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from lib.io import read_json
 
 __all__ = ["BEFORE_FIRST_SECTION", "cell_seconds", "section_seconds"]
 
@@ -53,7 +54,7 @@ def section_seconds(notebook: Mapping[str, Any] | str | Path, level: int = 2) ->
     if not isinstance(notebook, Mapping):
         path = Path(notebook)
         try:
-            notebook = json.loads(path.read_text(encoding="utf-8"))
+            notebook = read_json(path)
         except (OSError, UnicodeDecodeError, ValueError) as err:
             raise ValueError(f"{path}: not a readable notebook ({type(err).__name__})") from None
     cells = notebook.get("cells")

@@ -127,28 +127,29 @@ def test_a_chapter_run_with_another_studys_parameter_file_is_one_line():
         "error: params/data/smoke.yaml: a parameter file of study 'data'; book/study_a.py takes one of study 'study_a'"]
 
 
-def test_make_passes_each_SET_pair_and_DATA_DIR_to_the_book_as_its_own_set():
-    # `make -n` prints the commands without running them (nor the setup they depend on). Run under
-    # `make test`, an outer make's flags and variables would reach this one through the environment.
+def _make_dry_run(*args):
+    """`make -n ARGS`: the commands make would run, without running them (nor the setup they depend
+    on). Run under `make test`, an outer make's flags and variables would reach this one through the
+    environment, so they are left out of it."""
     env = {k: v for k, v in os.environ.items()
            if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SET", "DATA_DIR", "PROFILE", "JOBS"}}
-    out = subprocess.run(["make", "-n", "chapters", "status", "SET=variant_per_modality_seeds=[] seeds=[0,1]",
-                          "DATA_DIR=/data/my brats"], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    return subprocess.run(["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+
+
+def test_make_passes_each_SET_pair_and_DATA_DIR_to_the_book_as_its_own_set():
+    out = _make_dry_run("chapters", "status", "SET=variant_per_modality_seeds=[] seeds=[0,1]", "DATA_DIR=/data/my brats")
     assert out.returncode == 0, out.stderr
     book_lines = [line for line in out.stdout.splitlines() if " -m lib book " in line]
     assert len(book_lines) == 2  # make book's chapters, and make status
     for line in book_lines:
         assert line.endswith("--set 'data_dir=/data/my brats' --set 'variant_per_modality_seeds=[]' --set 'seeds=[0,1]'")
-    plain = subprocess.run(["make", "-n", "chapters"], cwd=REPO_ROOT, capture_output=True, text=True, env=env).stdout
+    plain = _make_dry_run("chapters").stdout
     assert "--set" not in plain
 
 
 def test_make_runs_paper_pages_one_at_a_time_unless_told_otherwise():
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SET", "DATA_DIR", "PROFILE", "JOBS"}}
-
     def jobs(*args):
-        out = subprocess.run(["make", "-n", "chapters", *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+        out = _make_dry_run("chapters", *args)
         line = next(line for line in out.stdout.splitlines() if " -m lib book " in line)
         return line.split("--jobs ")[1].split()[0]
 

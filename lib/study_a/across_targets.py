@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from lib.io import read_json
+from lib.notebook_times import section_seconds
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_I, STUDY_A_TABLE_II
 from lib.paths import display, resolve
 from lib.stats import mean_sd
@@ -339,8 +340,6 @@ def time_by_section(runs: Mapping[str, TargetRun]) -> pd.DataFrame:
     overlapped the run of another target named here: then they shared the CPU). A run without an
     executed notebook with durations (nbval, Jupyter by hand) has no column; the table is empty when
     no run has one."""
-    from lib.notebook_times import section_seconds
-
     columns, order = {}, []
     for target, run in runs.items():
         path = run.path / "notebook.ipynb"

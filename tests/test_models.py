@@ -13,6 +13,7 @@ from torchdyn.core import NeuralODE
 
 from lib.models import (
     ClassicRungeKutta4,
+    GroupedUNet2D,
     NeuralODESegmenter,
     ODEVectorField,
     PerModalityVectorField,
@@ -124,8 +125,8 @@ def test_channels_last_changes_the_layout_not_the_function():
 
 def test_channels_last_is_the_default_and_set_channels_last_reaches_nested_unets():
     model = NeuralODESegmenter(["flair", "t1"], base_width=2, depth=2, train_steps=1, vector_field="per_modality")
-    unets = [m for m in model.modules() if isinstance(m, UNet2D)]
-    assert len(unets) == 2 and all(u.channels_last for u in unets)
+    unets = [m for m in model.modules() if isinstance(m, (UNet2D, GroupedUNet2D))]
+    assert len(unets) == 1 and isinstance(unets[0], GroupedUNet2D) and unets[0].channels_last
     weights = [p for p in model.parameters()]
     set_channels_last(model, False)
     assert not any(u.channels_last for u in unets)
@@ -480,3 +481,67 @@ def test_per_modality_field_rejects_bad_arguments():
         tiny_segmenter(vector_field="grouped")
     with pytest.raises(ValueError, match="1 input and 1 output"):
         PerModalityVectorField([UNet2D(2, 1, base_width=4, depth=2)])
+
+
+# --- several U-Nets as one grouped network (what the per-modality field runs) ------------------------
+
+
+def _random_unets(n: int, in_channels: int = 1, seed: int = 0) -> list[UNet2D]:
+    torch.manual_seed(seed)
+    unets = [UNet2D(in_channels, 1, base_width=3, depth=3) for _ in range(n)]
+    with torch.no_grad():  # every weight and bias random and distinct, so a misplaced block shows
+        for unet in unets:
+            for parameter in unet.parameters():
+                parameter.normal_(0.0, 0.3)
+    return unets
+
+
+@pytest.mark.parametrize("in_channels", [1, 2])
+def test_grouped_unet_computes_what_its_unets_compute_side_by_side(in_channels):
+    # in float64, so a ReLU kink that rounding moves cannot flip a gradient element
+    unets = [unet.double() for unet in _random_unets(3, in_channels)]
+    grouped = GroupedUNet2D.from_unets(unets)
+    x = torch.randn(2, 3 * in_channels, 16, 16, dtype=torch.float64, requires_grad=True)
+    expected = torch.cat([u(x[:, k * in_channels:(k + 1) * in_channels]) for k, u in enumerate(unets)], dim=1)
+    out = grouped(x)
+    assert out.shape == (2, 3, 16, 16) and out.is_contiguous()
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(torch.autograd.grad(out.square().sum(), x)[0],
+                               torch.autograd.grad(expected.square().sum(), x)[0], rtol=1e-9, atol=1e-9)
+    set_channels_last(grouped, False)  # the standard layout computes the same
+    torch.testing.assert_close(grouped(x), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_grouped_unet_gives_each_unet_back_and_keeps_groups_apart():
+    unets = _random_unets(3)
+    grouped = GroupedUNet2D.from_unets(unets)
+    assert count_parameters(grouped) == 3 * count_parameters(unets[0])
+    for k, unet in enumerate(unets):
+        back = grouped.unet(k).state_dict()
+        assert back.keys() == unet.state_dict().keys()
+        assert all(torch.equal(back[name], value) for name, value in unet.state_dict().items())
+    x = torch.randn(2, 3, 16, 16)
+    other = x.clone()
+    other[:, 1] += torch.randn_like(other[:, 1])
+    before, after = grouped(x), grouped(other)
+    assert torch.equal(after[:, [0, 2]], before[:, [0, 2]])  # groups 0 and 2 never see channel 1
+    assert not torch.allclose(after[:, 1], before[:, 1])
+    with pytest.raises(IndexError, match="group 3 of 3"):
+        grouped.unet(3)
+    # building and reading back draw nothing from torch's random stream
+    torch.manual_seed(5)
+    GroupedUNet2D.from_unets(unets).unet(0)
+    after = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(3))
+
+
+def test_grouped_unet_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="same arguments"):
+        GroupedUNet2D.from_unets([UNet2D(1, 1, base_width=3, depth=3), UNet2D(1, 1, base_width=4, depth=3)])
+    with pytest.raises(ValueError, match="no final activation"):
+        GroupedUNet2D.from_unets([UNet2D(1, 1, base_width=3, depth=2, final_activation="tanh")])
+    with pytest.raises(ValueError, match=r"expects \(N, 2, H, W\), got \(1, 3, 8, 8\)"):
+        GroupedUNet2D(2, 1, 1, base_width=2, depth=2)(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="divisible by 2, got 7x8"):
+        GroupedUNet2D(2, 1, 1, base_width=2, depth=2)(torch.zeros(1, 2, 7, 8))

@@ -1,5 +1,6 @@
 """Study A's models: the U-Net of Fig. 3A and the neural ODE segmenter of Fig. 3B (Eq. 1-4)."""
 
+from lib.models.grouped_unet import GroupedUNet2D
 from lib.models.node import (
     SENSITIVITIES,
     VECTOR_FIELDS,
@@ -16,6 +17,7 @@ from lib.models.unet import UNet2D, count_parameters, set_channels_last
 
 __all__ = [
     "UNet2D",
+    "GroupedUNet2D",
     "count_parameters",
     "set_channels_last",
     "ODEVectorField",

@@ -174,15 +174,16 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 def set_channels_last(model: nn.Module, enabled: bool) -> nn.Module:
-    """Put every `UNet2D` in `model` (or `model` itself) in the channels-last layout, or back.
+    """Put every U-Net in `model` (or `model` itself) in the channels-last layout, or back.
 
-    Converts the 4-D weights in place (parameters stay the same objects, so an optimizer built
-    before keeps them; its existing state keeps its old layout, which is only slower) and sets
-    the flag `UNet2D.forward` reads. Returns `model`.
+    A U-Net here is any module with a ``channels_last`` flag its forward reads: `UNet2D` and
+    `lib.models.grouped_unet.GroupedUNet2D`. Converts the 4-D weights in place (parameters stay
+    the same objects, so an optimizer built before keeps them; its existing state keeps its old
+    layout, which is only slower) and sets the flag. Returns `model`.
     """
     layout = torch.channels_last if enabled else torch.contiguous_format
     for module in model.modules():
-        if isinstance(module, UNet2D):
+        if isinstance(getattr(module, "channels_last", None), bool):
             module.channels_last = bool(enabled)
             for parameter in module.parameters():
                 if parameter.ndim == 4:

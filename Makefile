@@ -75,6 +75,7 @@ bench: setup
 	$(PY) benchmarks/bench_study_a.py --size 48 --width 8 --depth 4 --train-steps 3 --batch 16 --out results/benchmarks/study_a.json
 	$(PY) benchmarks/bench_parallel.py --out results/benchmarks/parallel.json
 	$(PY) benchmarks/bench_memory_format.py --out results/benchmarks/memory_format.json
+	$(PY) benchmarks/bench_grouped_unet.py --out results/benchmarks/grouped_unet.json
 	$(PY) benchmarks/bench_slice_memory.py --out results/benchmarks/slice_memory.json
 
 # Before spending GPU hours on your BraTS copy: the data chapter's and study A's paper profiles

@@ -19,7 +19,8 @@
 # rendered in one solve against 100 separate solves from $t = 0$. Then why `make book` runs the
 # chapters side by side, one thread each: the throughput of one process with every thread against one process per
 # core, for the U-Net of Table I and for the neural ODE. Then what the channels-last memory layout of
-# the U-Nets buys over the standard one, for every model study A trains. Last, how much RAM the
+# the U-Nets buys over the standard one, for every model study A trains, and what evaluating the
+# per-modality variant's U-Nets as one grouped network buys over a loop. Last, how much RAM the
 # steps that could copy the cohort's images hold beyond them, as they were done before and now.
 #
 # **What it needs.** Nothing but the CPU (or GPU) it runs on: the models see random images, since
@@ -179,6 +180,35 @@ if P["run_benchmark"]:
     display(layout_table.round(2))
 
 # %% [markdown]
+# ## The per-modality variant: one grouped network vs a loop over its U-Nets
+#
+# `benchmarks/bench_grouped_unet.py`: the labelled variant's vector field (one U-Net per modality,
+# `lib.models.node.PerModalityVectorField`) evaluates its four U-Nets as one network with grouped
+# convolutions (`lib.models.grouped_unet.GroupedUNet2D`): the same function, checked to agree before
+# timing. Here one forward + backward pass of the field on a batch, in alternating rounds in one
+# process with one thread: the grouped network, the same four U-Nets run one after another (how the
+# field ran before), and the paper's shared field of twice the width, which does the same number of
+# multiply-adds.
+
+# %% tags=["hide-input"]
+if P["run_benchmark"]:
+    grouped_file = run.sub("grouped_unet.json")
+    run_script("benchmarks/bench_grouped_unet.py", "--size", str(P["image_size"]),
+               "--variant-width", str(P["variant_per_modality_width"]), "--depth", str(P["ode_depth"]),
+               "--batch", str(P["ode_batch_size"]), "--threads", "1", "--out", str(grouped_file))
+    grouped = json.loads(grouped_file.read_text())
+    grouped_table = pd.DataFrame([
+        {"vector field": label, "ms per forward + backward": grouped[f"{name}_ms_per_pass"],
+         "× the shared field": grouped[f"{name}_ms_per_pass"] / grouped["shared_ms_per_pass"]}
+        for name, label in [("looped", "per-modality, four U-Nets in a loop (before)"),
+                            ("grouped", "per-modality, one grouped network (now)"),
+                            ("shared", "shared field of the paper, twice the width")]]).set_index("vector field")
+    run.table("grouped_unet", grouped_table, index=True)
+    summary["grouped_speedup_over_looped"] = float(grouped["grouped_speedup_over_looped"])
+    summary["grouped_cost_over_shared"] = float(grouped["grouped_cost_over_shared"])
+    display(grouped_table.round(2))
+
+# %% [markdown]
 # ## RAM for the slices: what each step holds beyond the images
 #
 # `benchmarks/bench_slice_memory.py`: the steps of study A that could copy the cohort's images,
@@ -237,7 +267,10 @@ if P["run_benchmark"]:
         f"- The channels-last layout against the standard one: "
         f"{min(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}–"
         f"{max(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}× the training "
-        "throughput of the models above."))
+        "throughput of the models above.\n"
+        f"- The per-modality variant's field as one grouped network runs "
+        f"{summary['grouped_speedup_over_looped']:.2f}× as fast as its U-Nets in a loop, and costs "
+        f"{summary['grouped_cost_over_shared']:.2f}× the paper's shared field."))
     if "slice_memory_fold_now" in summary:
         display(Markdown(
             "- Beyond the images themselves, a Table I fold holds "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -423,7 +424,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """The raw contents of a `save_checkpoint` file: format, model_class, model_kwargs,
     state_dict (on the CPU), state_digest and extra. Raises ValueError for another format, and
     for weights that do not match their stored digest (files written before the digest have none)."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{path}: not a readable checkpoint ({reason})") from error
     if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path}: unknown checkpoint format {found!r}")
@@ -450,6 +455,14 @@ def load_checkpoint(
             raise ValueError(f"{path}: no model_factory given and unknown model class {payload['model_class']!r}")
         model_factory = classes[payload["model_class"]]
     model = model_factory(**payload["model_kwargs"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:  # torch lists every missing and unexpected key over many lines
+        missing = sorted(set(model.state_dict()) - set(payload["state_dict"]))
+        unexpected = sorted(set(payload["state_dict"]) - set(model.state_dict()))
+        parts = [f"{len(keys)} {what}, e.g. {keys[0]!r}" for what, keys in
+                 (("weights missing", missing), ("unexpected weights", unexpected)) if keys]
+        detail = "; ".join(parts) or "weights of other shapes"
+        raise ValueError(f"{path}: its weights do not fit {type(model).__name__}: {detail}") from error
     model.to(resolve_device(device)).eval()
     return model, payload["extra"]

@@ -476,6 +476,21 @@ def test_per_modality_field_has_one_unet_per_modality_and_rebuilds_from_its_chec
     assert model.vector_field.nfe > 0
 
 
+def test_per_modality_field_loads_a_checkpoint_of_its_earlier_list_of_unets():
+    """Until 2026-12-05 the field kept its U-Nets in a list (keys vector_field.unets.<k>.*)."""
+    torch.manual_seed(0)
+    model = tiny_segmenter(vector_field="per_modality", zero_init_field=False)
+    earlier = {f"vector_field.unets.{k}.{name}": value
+               for k, unet in enumerate(model.vector_field.unets) for name, value in unet.state_dict().items()}
+    earlier.update({name: value for name, value in model.state_dict().items() if name.startswith("readout.")})
+    torch.manual_seed(1)
+    fresh = tiny_segmenter(vector_field="per_modality", zero_init_field=False)
+    x, _ = toy_batch()
+    assert not torch.allclose(fresh(x), model(x))
+    fresh.load_state_dict(earlier)
+    torch.testing.assert_close(fresh(x), model(x))
+
+
 def test_per_modality_field_rejects_bad_arguments():
     with pytest.raises(ValueError, match="vector_field must be one of"):
         tiny_segmenter(vector_field="grouped")

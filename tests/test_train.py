@@ -262,6 +262,26 @@ def test_a_checkpoint_whose_weights_changed_is_refused(tmp_path):
     assert isinstance(load_checkpoint(path)[0], SegmentationUNet)
 
 
+def test_an_unreadable_or_misfitting_checkpoint_is_refused_in_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "node.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"node.pt: not a readable checkpoint \(") as refused:
+        load_checkpoint(path)
+    assert "\n" not in str(refused.value)
+    save_checkpoint(SegmentationUNet(MODALITIES, base_width=4, depth=2), path)
+    payload = torch.load(path, weights_only=True)
+    payload["model_kwargs"]["depth"] = 3  # a file whose weights belong to another architecture
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"node.pt: its weights do not fit SegmentationUNet: 10 weights missing, "
+                                         r"e.g. 'unet.decoder.1.conv.0.bias'") as refused:
+        load_checkpoint(path)
+    assert "\n" not in str(refused.value)
+    payload["model_kwargs"].update(depth=2, base_width=8)  # same keys, other shapes
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"node.pt: its weights do not fit SegmentationUNet: weights of other shapes"):
+        load_checkpoint(path)
+
+
 def test_interrupted_save_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "node.pt"
     save_checkpoint(tiny_node(), path, extra={"version": 1})

@@ -170,6 +170,7 @@ class PerModalityVectorField(nn.Module):
         self.grouped = GroupedUNet2D.from_unets(list(unets))
         self.time_dependent = time_dependent
         self.nfe = 0
+        self.register_load_state_dict_pre_hook(_per_modality_weights_from_unet_list)
 
     @property
     def unets(self) -> list[UNet2D]:
@@ -186,6 +187,23 @@ class PerModalityVectorField(nn.Module):
             stage = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1)[0]
             x = torch.stack([x, stage.expand_as(x)], dim=2).flatten(1, 2)
         return self.grouped(x)
+
+
+def _per_modality_weights_from_unet_list(module, state_dict, prefix, *_) -> None:
+    """Load a checkpoint written before 2026-12-05, when `PerModalityVectorField` kept its U-Nets in
+    a list (keys ``unets.<k>.*``): rewrite those keys, in place, as the grouped network's."""
+    old = prefix + "unets."
+    per_unet: dict[int, dict[str, torch.Tensor]] = {}
+    for key in [key for key in state_dict if key.startswith(old)]:
+        index, name = key[len(old):].split(".", 1)
+        per_unet.setdefault(int(index), {})[name] = state_dict.pop(key)
+    if not per_unet:
+        return
+    unets = [module.grouped.unet(0) for _ in sorted(per_unet)]  # the right shape; weights loaded next
+    for unet, index in zip(unets, sorted(per_unet)):
+        unet.load_state_dict(per_unet[index])
+    for name, value in GroupedUNet2D.from_unets(unets).state_dict().items():
+        state_dict[prefix + "grouped." + name] = value
 
 
 class NeuralODESegmenter(nn.Module):

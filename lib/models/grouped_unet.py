@@ -70,8 +70,11 @@ class GroupedUNet2D(nn.Module):
     Channels are group-major: input channels [k*in_channels, (k+1)*in_channels) go to U-Net k, whose
     output is channels [k*out_channels, (k+1)*out_channels). Arguments as `UNet2D` (per group), plus
     ``groups``. No final activation (neither use in study A has one). Build it from existing U-Nets
-    with `from_unets` (same weights, same function) and read U-Net k back with `unet(k)`.
-    Channels-last by default, as `UNet2D` (see there; `set_channels_last` reaches it too).
+    with `from_unets` (same weights, same function) and read U-Net k back with `unet(k)`; built
+    directly, each layer draws PyTorch's default initialisation, whose scale for the split first
+    decoder convolutions (half `UpConcat`'s fan-in) differs from a `UNet2D`'s, so study A always
+    builds it from U-Nets. Channels-last by default, as `UNet2D` (see there; `set_channels_last`
+    reaches it too).
     """
 
     def __init__(

@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lib.models.unet import UNet2D, set_channels_last
+from lib.models.unet import UNet2D, encode_decode, set_channels_last, unet_features
 
 __all__ = ["GroupedUNet2D"]
 
@@ -91,15 +91,11 @@ class GroupedUNet2D(nn.Module):
         super().__init__()
         if groups < 1:
             raise ValueError(f"groups must be >= 1, got {groups}")
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        if base_width < 1 or width_multiplier < 1:
-            raise ValueError(f"base_width and width_multiplier must be >= 1, got {base_width}, {width_multiplier}")
         # The per-group U-Net's arguments: `unet(k)` rebuilds one from them.
         self.unet_kwargs = dict(in_channels=in_channels, out_channels=out_channels, base_width=base_width,
                                 depth=depth, width_multiplier=width_multiplier, zero_init_output=zero_init_output)
         self.groups, self.in_channels, self.out_channels, self.depth = groups, in_channels, out_channels, depth
-        self.features = tuple(int(base_width * width_multiplier**level) for level in range(depth))  # as UNet2D
+        self.features = unet_features(base_width, depth, width_multiplier)
         self.encoder = nn.ModuleList()
         channels = in_channels
         for width in self.features:
@@ -132,14 +128,7 @@ class GroupedUNet2D(nn.Module):
                              f"got {x.shape[-2]}x{x.shape[-1]}")
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        skips = []
-        for level, block in enumerate(self.encoder):
-            x = block(x if level == 0 else self.pool(x))
-            skips.append(x)
-        x = skips.pop()
-        for up in self.decoder:
-            x = up(x, skips.pop())
-        return self.output(x).contiguous()
+        return self.output(encode_decode(x, self.encoder, self.pool, self.decoder)).contiguous()
 
     # --- to and from separate U-Nets ------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["UNet2D", "count_parameters", "set_channels_last"]
+__all__ = ["UNet2D", "count_parameters", "encode_decode", "set_channels_last", "unet_features"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -98,10 +98,7 @@ class UNet2D(nn.Module):
         channels_last: bool = True,
     ):
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        if base_width < 1 or width_multiplier < 1:
-            raise ValueError(f"base_width and width_multiplier must be >= 1, got {base_width}, {width_multiplier}")
+        features = unet_features(base_width, depth, width_multiplier)
         if final_activation is not None and final_activation not in _ACTIVATIONS:
             raise ValueError(
                 f"final_activation must be None or one of {sorted(_ACTIVATIONS)}, got {final_activation!r}"
@@ -118,7 +115,7 @@ class UNet2D(nn.Module):
             zero_init_output=zero_init_output,
         )
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
-        self.features = tuple(int(base_width * width_multiplier**level) for level in range(depth))
+        self.features = features
 
         self.encoder = nn.ModuleList()
         channels = in_channels
@@ -158,14 +155,29 @@ class UNet2D(nn.Module):
         self.check_input(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        skips = []
-        for level, block in enumerate(self.encoder):
-            x = block(x if level == 0 else self.pool(x))
-            skips.append(x)
-        x = skips.pop()
-        for up in self.decoder:
-            x = up(x, skips.pop())
-        return self.final_activation(self.output(x)).contiguous()
+        return self.final_activation(self.output(encode_decode(x, self.encoder, self.pool, self.decoder))).contiguous()
+
+
+def unet_features(base_width: int, depth: int, width_multiplier: int) -> tuple[int, ...]:
+    """Feature channels of each encoder level, base_width * width_multiplier**level; checks the arguments."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    if base_width < 1 or width_multiplier < 1:
+        raise ValueError(f"base_width and width_multiplier must be >= 1, got {base_width}, {width_multiplier}")
+    return tuple(int(base_width * width_multiplier**level) for level in range(depth))
+
+
+def encode_decode(x: torch.Tensor, encoder: nn.ModuleList, pool: nn.Module, decoder: nn.ModuleList) -> torch.Tensor:
+    """The U-Net's path before its 1x1 output: encoder blocks with pooling between them, then
+    each decoder step takes the deeper features and the skip of its level (Fig. 3A)."""
+    skips = []
+    for level, block in enumerate(encoder):
+        x = block(x if level == 0 else pool(x))
+        skips.append(x)
+    x = skips.pop()
+    for up in decoder:
+        x = up(x, skips.pop())
+    return x
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

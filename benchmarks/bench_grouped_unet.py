@@ -5,7 +5,7 @@
 `lib.models.node.PerModalityVectorField` (the labelled variant of study A) evaluates its m U-Nets
 as one `GroupedUNet2D`. This measures, in one run and one process, what that buys over running the
 same m `UNet2D`s in a loop (what the field did before), and where both stand against the paper's
-shared field (one U-Net over all m channels, of twice the width: the same multiply-adds), each as
+shared field (one U-Net over all m channels, of twice the width: for m = 4 the same multiply-adds), each as
 one forward and backward pass of the vector field f on a batch (the bulk of training: f is evaluated
 4 times per RK4 step). Weights are random and shared by the loop and the grouped network, whose
 outputs are checked to agree first. The three run in alternating rounds (a drift in the machine's

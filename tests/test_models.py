@@ -450,6 +450,19 @@ def test_per_modality_field_keeps_each_channel_a_function_of_its_own_modality(ti
     assert not torch.allclose(after[:, :, 0], frames[:, :, 0])
 
 
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_per_modality_field_is_each_unet_on_its_own_channel_and_t(time_dependent):
+    torch.manual_seed(0)
+    field = tiny_segmenter(vector_field="per_modality", zero_init_field=False, time_dependent=time_dependent).vector_field
+    x, _ = toy_batch(n=3)
+    t = torch.tensor(0.3)
+    expected = []
+    for k, unet in enumerate(field.unets):  # the definition, one U-Net at a time: g^k(I^k[, t])
+        inputs = [x[:, k:k + 1]] + ([torch.full_like(x[:, :1], 0.3)] if time_dependent else [])
+        expected.append(unet(torch.cat(inputs, dim=1)))
+    torch.testing.assert_close(field(t, x), torch.cat(expected, dim=1), rtol=1e-5, atol=1e-6)
+
+
 def test_shared_field_mixes_channels_where_the_per_modality_one_cannot():
     torch.manual_seed(0)
     model = tiny_segmenter(zero_init_field=False)

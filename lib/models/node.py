@@ -228,7 +228,8 @@ class NeuralODESegmenter(nn.Module):
         vector_field: "shared" (the paper's: one U-Net over all m channels, `ODEVectorField`) or
             "per_modality" (a labelled variant: one U-Net of `base_width` per modality, each seeing
             only its own channel, `PerModalityVectorField`; its m U-Nets run as one grouped network,
-            about 1.7x the cost of a shared field of m/2 times its width, benchmarks/bench_grouped_unet.py).
+            about 1.7x the cost of the shared field of twice its width, which for m = 4 does the same
+            multiply-adds; benchmarks/bench_grouped_unet.py).
 
     Attributes:
         modalities: tuple of channel names. vector_field: the `ODEVectorField` (or

@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lib.models.unet import UNet2D, encode_decode, set_channels_last, unet_features
+from lib.models.unet import UNet2D, check_unet_input, encode_decode, set_channels_last, unet_features
 
 __all__ = ["GroupedUNet2D"]
 
@@ -120,12 +120,7 @@ class GroupedUNet2D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, g*in_channels, H, W) -> (N, g*out_channels, H, W), group k through U-Net k."""
-        expected = self.groups * self.in_channels
-        if x.ndim != 4 or x.shape[1] != expected:
-            raise ValueError(f"GroupedUNet2D expects (N, {expected}, H, W), got {tuple(x.shape)}")
-        if x.shape[-2] % self.size_divisor or x.shape[-1] % self.size_divisor:
-            raise ValueError(f"GroupedUNet2D of depth {self.depth} needs H and W divisible by {self.size_divisor}, "
-                             f"got {x.shape[-2]}x{x.shape[-1]}")
+        check_unet_input(x, type(self).__name__, self.groups * self.in_channels, self.depth)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.output(encode_decode(x, self.encoder, self.pool, self.decoder)).contiguous()

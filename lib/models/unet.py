@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["UNet2D", "count_parameters", "encode_decode", "set_channels_last", "unet_features"]
+__all__ = ["UNet2D", "check_unet_input", "count_parameters", "encode_decode", "set_channels_last", "unet_features"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -142,13 +142,7 @@ class UNet2D(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line ValueError unless x is (N, in_channels, H, W) with H, W divisible by 2**(depth-1)."""
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"UNet2D expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        height, width = x.shape[-2:]
-        if height % self.size_divisor or width % self.size_divisor:
-            raise ValueError(
-                f"UNet2D of depth {self.depth} needs H and W divisible by {self.size_divisor}, got {height}x{width}"
-            )
+        check_unet_input(x, type(self).__name__, self.in_channels, self.depth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
@@ -156,6 +150,17 @@ class UNet2D(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.final_activation(self.output(encode_decode(x, self.encoder, self.pool, self.decoder))).contiguous()
+
+
+def check_unet_input(x: torch.Tensor, name: str, channels: int, depth: int) -> None:
+    """Raise a one-line ValueError naming the network unless x is (N, channels, H, W) with H and W
+    divisible by 2**(depth-1) (one halving per pooling)."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{name} expects (N, {channels}, H, W), got {tuple(x.shape)}")
+    height, width = x.shape[-2:]
+    divisor = 2 ** (depth - 1)
+    if height % divisor or width % divisor:
+        raise ValueError(f"{name} of depth {depth} needs H and W divisible by {divisor}, got {height}x{width}")
 
 
 def unet_features(base_width: int, depth: int, width_multiplier: int) -> tuple[int, ...]:

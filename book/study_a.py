@@ -39,7 +39,8 @@
 # $$\eta_t^k = \mathbb 1\Big[w^k I_t^k - \sum_{n\ne k} w^n I_t^n > 0\Big] \quad (6), \qquad
 #   \mu_t^k = \frac{|\eta_t^k \cap \gamma|}{|\eta_t^k \cup \gamma|} \quad (7)$$
 #
-# Where they live: `lib.models.node.NeuralODESegmenter` (Eq. 1–4, TorchDyn RK4 with the adjoint),
+# Where they live: `lib.models.node.NeuralODESegmenter` (Eq. 1–4: TorchDyn's `NeuralODE` with the adjoint, and
+# classic RK4 through `ClassicRungeKutta4`, TorchDyn's stepper with its stage times corrected),
 # `lib.explain.acc.segmentation_frames` (Eq. 5), `binarised_contribution` (Eq. 6),
 # `accumulated_contribution` (Eq. 7), `key_modalities_acc` (the paper's reading of the curves:
 # a key modality has a high final value and a positive slope). $J_t$ includes the 1×1 convolution's

@@ -84,8 +84,9 @@ from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, 
                                    twin_reading_text, twin_subsets)
 from lib.study_a.data import left_out_note, load_study_a_data, region_fraction, renamed_in_place
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
-from lib.study_a.verdict import (SUBSET_MEASURE, follows, follows_on_pair, holds_contrasts, key_label, seed_agreement,
-                                 subset_verdict, subset_verdict_by_grade, top_ranked, verdict_rows)
+from lib.study_a.measures import MEASURES, SUBSET_LABEL, renamed_labels, summary_stems, verdict_measures
+from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict,
+                                 subset_verdict_by_grade, top_ranked, verdict_rows)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -527,16 +528,10 @@ if swap:
             model, history = train_ode(P, swapped, seed, checkpoint=run.checkpoint(f"ode-{TARGET}-swapped-seed{seed}.pt"))
             e = explain_ode(P, swapped, model, seed, history)
             original = explained.get(seed)  # the same seed on the original cohort, when it was run
-            readings = {"ACC (printed)": lambda x: x.key_acc, "ACC (printed, top-ranked)": lambda x: top_ranked(x.key_acc),
-                        "ACC (polarity-aware)": lambda x: x.key_acc_polarity,
-                        "ACC (logit share)": lambda x: x.key_acc_logit_share, "occlusion": lambda x: x.key_occlusion,
-                        "occlusion (largest single drop)": lambda x: top_ranked(x.key_occlusion),
-                        "integrated gradients": lambda x: x.key_attribution,
-                        "integrated gradients (largest share)": lambda x: top_ranked(x.key_attribution)}
-            for measure, read in readings.items():
-                renamed_key = read(e).key
-                original_key = read(original).key if original is not None else ()
-                permutation_rows.append({"seed": seed, "measure": measure, "key on original cohort": key_label(original_key),
+            for measure in MEASURES:
+                renamed_key = measure.read(e).key
+                original_key = measure.read(original).key if original is not None else ()
+                permutation_rows.append({"seed": seed, "measure": measure.label, "key on original cohort": key_label(original_key),
                                          "key on renamed cohort": key_label(renamed_key), "test Dice": mean_dice(e.scores),
                                          "verdict": follows(renamed_key, original_key, swap),
                                          "on the swapped pair": follows_on_pair(renamed_key, original_key, swap),
@@ -552,7 +547,7 @@ if swap:
         verdict, text = subset_verdict(swapped_tests, holds_key, holds_complement, P["subset_near_baseline"],
                                        P["subset_clearly_lower"])
         subset_follows = "follows the contrast" if verdict == "agrees" else verdict
-        permutation_rows.append({"seed": "—", "measure": "U-Net subset comparison", "key on original cohort": "—",
+        permutation_rows.append({"seed": "—", "measure": SUBSET_LABEL, "key on original cohort": "—",
                                  "key on renamed cohort": text, "test Dice": float("nan"), "verdict": subset_follows,
                                  "on the swapped pair": subset_follows, "against the reference": subset_follows})
         display(Markdown(f"Renamed: **{swap[0]} ↔ {swap[1]}**. Subset U-Nets on the renamed cohort (paper's subsets by name):"))
@@ -585,10 +580,6 @@ for seed in VARIANT_SEEDS:
     model, history = train_ode(P, data, seed, vector_field="per_modality",
                                checkpoint=run.checkpoint(f"ode-{TARGET}-per-modality-seed{seed}.pt"))
     variant[seed] = explain_ode(P, data, model, seed, history)
-variant_readings = {"ACC (printed)": lambda x: x.key_acc, "ACC (printed, top-ranked)": lambda x: top_ranked(x.key_acc),
-                    "ACC (polarity-aware)": lambda x: x.key_acc_polarity,
-                    "ACC (logit share)": lambda x: x.key_acc_logit_share,
-                    "occlusion": lambda x: x.key_occlusion, "integrated gradients": lambda x: x.key_attribution}
 variant_rows = []
 for field_name, group in (("shared (the paper's)", explained), ("one U-Net per modality (variant)", variant)):
     for s, e in group.items():
@@ -597,7 +588,7 @@ for field_name, group in (("shared (the paper's)", explained), ("one U-Net per m
                              "final μ per modality (printed)": ", ".join(f"{k} {v:.2g}" for k, v in e.key_acc.scores.items()),
                              "final logit share per modality": ", ".join(f"{k} {v:.2g}" for k, v in
                                                                          e.key_acc_logit_share.scores.items()),
-                             **{reading: key_label(read(e).key) for reading, read in variant_readings.items()}})
+                             **{m.label: key_label(m.read(e).key) for m in MEASURES if m.in_variant_table}})
 variant_table = pd.DataFrame(variant_rows)
 run.table("per-modality-variant", variant_table)
 if variant:
@@ -641,40 +632,13 @@ subset_by_grade = subset_verdict_by_grade(
     per_patient, train_grades,
     holds_contrasts(P["paper_key_modalities"], reference), holds_contrasts(subsets.get("paper complement", ()), reference),
     P["subset_near_baseline"], P["subset_clearly_lower"], alpha=P["alpha"])
-measures = {
-    "ACC, Eq. 6-7 as printed (paper's rule)": [e.key_acc for e in explained.values()],
-    "ACC, printed, top-ranked final μ": [top_ranked(e.key_acc) for e in explained.values()],
-    "ACC, polarity-aware variant": [e.key_acc_polarity for e in explained.values()],
-    "ACC, logit-share variant": [e.key_acc_logit_share for e in explained.values()],
-    "occlusion": [e.key_occlusion for e in explained.values()],
-    "occlusion, largest single drop": [top_ranked(e.key_occlusion) for e in explained.values()],
-    "integrated gradients": [e.key_attribution for e in explained.values()],
-    "integrated gradients, largest share": [top_ranked(e.key_attribution) for e in explained.values()],
-}
-for g in OCC_GRADES:  # supplementary rows, like Table I's per-grade ones; every grade, whichever way it falls
-    measures[f"occlusion, {g} test slices only"] = [e.occlusion_by_grade[g][1] for e in explained.values()]
-    measures[f"occlusion, largest single drop, {g} test slices only"] = [top_ranked(e.occlusion_by_grade[g][1])
-                                                                         for e in explained.values()]
-VARIANT_MEASURES = {  # the per-modality variant's own verdicts (not in the paper), when it was run
-    "variant, one U-Net per modality: ACC as printed": "key_acc",
-    "variant, one U-Net per modality: ACC, polarity-aware": "key_acc_polarity",
-    "variant, one U-Net per modality: ACC, logit share": "key_acc_logit_share",
-    "variant, one U-Net per modality: occlusion": "key_occlusion",
-    "variant, one U-Net per modality: integrated gradients": "key_attribution",
-}
-if variant:
-    measures.update({name: [getattr(e, field) for e in variant.values()] for name, field in VARIANT_MEASURES.items()})
+# Every measure of the paper's model, its occlusion on each grade's test slices alone (supplementary rows, like
+# Table I's per-grade ones), and the per-modality variant's own measures when it was run (lib.study_a.measures).
+measures = verdict_measures(explained, variant, OCC_GRADES)
 verdict = verdict_rows(TARGET, reference, reference_source, measures, subset_result, subset_by_grade)
 if len(permutation):
     follows_by_measure = permutation.groupby("measure")["verdict"].agg(lambda v: ", ".join(sorted(set(v))))
-    name_map = {"ACC, Eq. 6-7 as printed (paper's rule)": "ACC (printed)",
-                "ACC, printed, top-ranked final μ": "ACC (printed, top-ranked)",
-                "ACC, polarity-aware variant": "ACC (polarity-aware)", "ACC, logit-share variant": "ACC (logit share)",
-                "occlusion": "occlusion",
-                "occlusion, largest single drop": "occlusion (largest single drop)",
-                "integrated gradients": "integrated gradients",
-                "integrated gradients, largest share": "integrated gradients (largest share)",
-                "U-Net subset comparison (Table I)": "U-Net subset comparison"}
+    name_map = renamed_labels()
     verdict[f"renamed {swap[0]}↔{swap[1]}"] = verdict["measure"].map(name_map).map(follows_by_measure).fillna("—")
     pair_by_measure = permutation.groupby("measure")["on the swapped pair"].agg(lambda v: ", ".join(sorted(set(v))))
     verdict[f"renamed, on {swap[0]}+{swap[1]} only"] = verdict["measure"].map(name_map).map(pair_by_measure).fillna("—")
@@ -704,20 +668,9 @@ for s, e in explained.items():
 summary["ode_test_dice_mean"] = float(np.mean([mean_dice(e.scores) for e in explained.values()]))
 for s, e in variant.items():
     summary[f"variant_per_modality_test_dice_seed{s}"] = mean_dice(e.scores)
-variant_short = {"key_acc": "acc", "key_acc_polarity": "acc_polarity", "key_acc_logit_share": "acc_logit_share",
-                 "key_occlusion": "occlusion", "key_attribution": "attribution"}
+stems = summary_stems(OCC_GRADES, subset_by_grade)
 for _, row in verdict.iterrows():
-    short = {"ACC, Eq. 6-7 as printed (paper's rule)": "acc", "ACC, printed, top-ranked final μ": "acc_top",
-             "ACC, polarity-aware variant": "acc_polarity", "ACC, logit-share variant": "acc_logit_share",
-             "occlusion": "occlusion",
-             **{name: f"variant_per_modality_{variant_short[field]}" for name, field in VARIANT_MEASURES.items()},
-             "occlusion, largest single drop": "occlusion_top", "integrated gradients": "attribution",
-             "integrated gradients, largest share": "attribution_top",
-             SUBSET_MEASURE: "subset_unet",
-             **{f"occlusion, {g} test slices only": f"occlusion_{g.lower()}" for g in OCC_GRADES},
-             **{f"occlusion, largest single drop, {g} test slices only": f"occlusion_top_{g.lower()}" for g in OCC_GRADES},
-             **{f"{SUBSET_MEASURE}, {g} patients only": f"subset_unet_{g.lower()}"
-                for g in subset_by_grade}}[row["measure"]]
+    short = stems[row["measure"]]
     summary[f"{short}_verdict"] = row["verdict"]
     summary[f"{short}_seeds_agreeing"] = row["seeds agreeing"]
 summary["acc_most_frequent_key"] = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]

@@ -15,6 +15,11 @@ from lib.study_a.comparison import table_one
 SUBSET_MEASURE = "U-Net subset comparison (Table I)"  # the verdict table's row name for the subset comparison
 
 
+def subset_grade_name(grade: str) -> str:
+    """The verdict table's row of the subset comparison on one grade's patients alone."""
+    return f"{SUBSET_MEASURE}, {grade} patients only"
+
+
 def swap_names(names: Iterable[str], pair: Sequence[str]) -> tuple[str, ...]:
     """Names after renaming ``pair[0]`` <-> ``pair[1]`` (sorted for comparison)."""
     if not pair:
@@ -230,7 +235,7 @@ def verdict_rows(target: str, truth: Sequence[str] | None, truth_source: str,
                  f"reference ({truth_source})": key_label(truth or ()), "key modalities (seeds)": subset[1],
                  "seeds agreeing": "—", "verdict": subset[0]})
     for grade, (verdict, text) in (subset_by_grade or {}).items():
-        rows.append({"target": target, "measure": f"{SUBSET_MEASURE}, {grade} patients only",
+        rows.append({"target": target, "measure": subset_grade_name(grade),
                      f"reference ({truth_source})": key_label(truth or ()), "key modalities (seeds)": text,
                      "seeds agreeing": "—", "verdict": verdict})
     return pd.DataFrame(rows)

@@ -83,10 +83,11 @@ from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, 
                                    paper_table_one, table_one, training_lengths, twin_reading,
                                    twin_reading_text, twin_subsets)
 from lib.study_a.data import left_out_note, load_study_a_data, region_fraction, renamed_in_place
+from lib.study_a import permutation
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
-from lib.study_a.measures import MEASURES, SUBSET_LABEL, renamed_labels, summary_stems, verdict_measures
-from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, key_label, seed_agreement, subset_verdict,
-                                 subset_verdict_by_grade, top_ranked, verdict_rows)
+from lib.study_a.measures import MEASURES, summary_stems, verdict_measures
+from lib.study_a.verdict import (holds_contrasts, key_label, seed_agreement, subset_verdict, subset_verdict_by_grade,
+                                 top_ranked, verdict_rows)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -527,34 +528,21 @@ if swap:
         for seed in P["permutation_seeds"]:
             model, history = train_ode(P, swapped, seed, checkpoint=run.checkpoint(f"ode-{TARGET}-swapped-seed{seed}.pt"))
             e = explain_ode(P, swapped, model, seed, history)
-            original = explained.get(seed)  # the same seed on the original cohort, when it was run
-            for measure in MEASURES:
-                renamed_key = measure.read(e).key
-                original_key = measure.read(original).key if original is not None else ()
-                permutation_rows.append({"seed": seed, "measure": measure.label, "key on original cohort": key_label(original_key),
-                                         "key on renamed cohort": key_label(renamed_key), "test Dice": mean_dice(e.scores),
-                                         "verdict": follows(renamed_key, original_key, swap),
-                                         "on the swapped pair": follows_on_pair(renamed_key, original_key, swap),
-                                         "against the reference": follows(renamed_key, reference, swap)})
+            # compared with the same seed on the original cohort, when it was run
+            permutation_rows += permutation.measure_rows(seed, e, explained.get(seed), reference, swap)
         swapped_subsets = comparison_subsets(swapped.modalities, P["paper_key_modalities"], None)
         swapped_pp = cross_validate_subsets(P, swapped, swapped_subsets, folds=P["permutation_cv_folds"] or P["cv_folds"],
                                             seeds=P["unet_seeds"], progress=lambda jobs: tqdm(jobs, desc="renamed subset U-Nets"))
         swapped_table, swapped_tests = table_one(swapped_pp, alpha=P["alpha"])
         run.table("permutation-table-i", swapped_table, index=True)
-        # Which subset holds the reference contrasts once the files are renamed?
-        holds_key = holds_contrasts(swapped_subsets["paper key"], reference, swap)
-        holds_complement = holds_contrasts(swapped_subsets.get("paper complement", ()), reference, swap)
-        verdict, text = subset_verdict(swapped_tests, holds_key, holds_complement, P["subset_near_baseline"],
-                                       P["subset_clearly_lower"])
-        subset_follows = "follows the contrast" if verdict == "agrees" else verdict
-        permutation_rows.append({"seed": "—", "measure": SUBSET_LABEL, "key on original cohort": "—",
-                                 "key on renamed cohort": text, "test Dice": float("nan"), "verdict": subset_follows,
-                                 "on the swapped pair": subset_follows, "against the reference": subset_follows})
+        # Table I's rule, with the subset that holds the reference contrasts once the files are renamed
+        permutation_rows.append(permutation.subset_row(swapped_tests, swapped_subsets, reference, swap,
+                                                       P["subset_near_baseline"], P["subset_clearly_lower"]))
         display(Markdown(f"Renamed: **{swap[0]} ↔ {swap[1]}**. Subset U-Nets on the renamed cohort (paper's subsets by name):"))
         display(swapped_table)
-permutation = pd.DataFrame(permutation_rows)
-run.table("permutation", permutation)
-permutation
+permutation_table = pd.DataFrame(permutation_rows)
+run.table("permutation", permutation_table)
+permutation_table
 
 # %% [markdown]
 # ## A variant the paper lacks: one U-Net per modality
@@ -636,12 +624,7 @@ subset_by_grade = subset_verdict_by_grade(
 # Table I's per-grade ones), and the per-modality variant's own measures when it was run (lib.study_a.measures).
 measures = verdict_measures(explained, variant, OCC_GRADES)
 verdict = verdict_rows(TARGET, reference, reference_source, measures, subset_result, subset_by_grade)
-if len(permutation):
-    follows_by_measure = permutation.groupby("measure")["verdict"].agg(lambda v: ", ".join(sorted(set(v))))
-    name_map = renamed_labels()
-    verdict[f"renamed {swap[0]}↔{swap[1]}"] = verdict["measure"].map(name_map).map(follows_by_measure).fillna("—")
-    pair_by_measure = permutation.groupby("measure")["on the swapped pair"].agg(lambda v: ", ".join(sorted(set(v))))
-    verdict[f"renamed, on {swap[0]}+{swap[1]} only"] = verdict["measure"].map(name_map).map(pair_by_measure).fillna("—")
+verdict = permutation.with_renamed_columns(verdict, permutation_table, swap)
 run.table("verdict", verdict)
 verdict
 
@@ -680,7 +663,7 @@ for _, row in twin_rows.iterrows():
     summary[f"twin_added_tumour_free_{slug(row['twin'])}"] = row["added_tumour_free"]
 for _, row in tests.iterrows():
     summary[f"unet_dice_diff_{slug(row['subset'])}"] = row["dice_mean_diff_vs_baseline"]
-for _, row in permutation.iterrows():
+for _, row in permutation_table.iterrows():
     seed_part = f"_seed{row['seed']}" if row["seed"] != "—" else ""
     summary[f"renamed_{slug(row['measure'])}{seed_part}"] = row["verdict"]
     summary[f"renamed_on_pair_{slug(row['measure'])}{seed_part}"] = row["on the swapped pair"]

@@ -1,5 +1,6 @@
-"""lib.study_a.measures: each reading of an explained model is named once, for the verdict table,
-the permutation check, the variant's table and summary.json, with known answers on hand-made results."""
+"""lib.study_a.measures and lib.study_a.permutation, with known answers on hand-made results: each
+reading of an explained model is named once for the verdict table, the permutation check, the
+variant's table and summary.json, and the permutation check reads each of them the same way."""
 
 from types import SimpleNamespace
 
@@ -78,3 +79,69 @@ def test_every_verdict_row_has_a_stem_and_the_permutation_labels_are_distinct():
     assert labels[SUBSET_MEASURE] == SUBSET_LABEL and len(set(labels.values())) == len(labels)
     assert [m.label for m in MEASURES if not m.in_variant_table] == ["occlusion (largest single drop)",
                                                                       "integrated gradients (largest share)"]
+
+
+# --- lib.study_a.permutation: the renamed-cohort check, measure by measure ------------------------
+
+def _model(key, dice=(0.8, 0.6)):
+    """An explained model whose every reading names ``key`` (scores rank ``key[0]`` first) and whose
+    test patients score ``dice`` (plus one patient without the target, which mean_dice leaves out)."""
+    import pandas as pd
+    result = _result("hand-made", key, {name: (1.0 if name == key[0] else 0.1) for name in ("t1", "t1ce", "t2", "flair")})
+    scores = pd.DataFrame({"dice": [*dice, 1.0], "target_pixels": [10] * len(dice) + [0]})
+    return SimpleNamespace(key_acc=result, key_acc_polarity=result, key_acc_logit_share=result, key_occlusion=result,
+                           key_attribution=result, scores=scores)
+
+
+def test_measure_rows_read_every_measure_against_the_same_seed_and_the_reference():
+    from lib.study_a.permutation import measure_rows
+    swap = ("t1ce", "flair")
+    rows = measure_rows(0, _model(("flair",)), _model(("t1ce",)), ("t1ce",), swap)
+    assert [r["measure"] for r in rows] == [m.label for m in MEASURES]
+    assert {r["verdict"] for r in rows} == {"follows the contrast"}
+    assert {r["against the reference"] for r in rows} == {"follows the contrast"}
+    assert rows[0]["test Dice"] == 0.7 and rows[0]["key on renamed cohort"] == "flair"
+    # a measure that kept its answer follows the channel's name
+    kept = measure_rows(0, _model(("t1ce",)), _model(("t1ce",)), ("t1ce",), swap)
+    assert {r["verdict"] for r in kept} == {"follows the channel name/position"}
+    # the partner modality changed between the two trainings (t2 -> t1): on the pair it still follows the contrast
+    partner = measure_rows(0, _model(("flair", "t1")), _model(("t1ce", "t2")), ("t1ce",), swap)
+    by_rule = [r for r, m in zip(partner, MEASURES) if not m.top_ranked]   # top-ranked: flair alone vs t1ce alone
+    assert {r["verdict"] for r in by_rule} == {"neither (flair+t1)"}
+    assert {r["on the swapped pair"] for r in partner} == {"follows the contrast"}
+    # the seed was not run on the original cohort: nothing to compare with, the reference still is
+    alone = measure_rows(3, _model(("flair",)), None, ("t1ce",), swap)
+    assert {r["verdict"] for r in alone} == {"no verdict (no key on the original cohort)"}
+    assert {r["key on original cohort"] for r in alone} == {"no verdict"}
+    assert {r["against the reference"] for r in alone} == {"follows the contrast"}
+
+
+def test_subset_row_puts_the_renamed_reference_subset_in_the_keys_place():
+    import pandas as pd
+    from lib.study_a.permutation import subset_row
+    swap = ("t1ce", "flair")
+    subsets = {"baseline": ("t1", "t1ce", "t2", "flair"), "paper key": ("t1ce",), "paper complement": ("t1", "t2", "flair")}
+
+    def tests(key_diff, comp_diff):
+        return pd.DataFrame([{"subset": role, "dice_mean_diff_vs_baseline": diff, "significant_by_patient": True,
+                              "baseline_dice": 0.8} for role, diff in (("paper key", key_diff), ("paper complement", comp_diff))])
+    # after t1ce <-> flair the complement (t1+t2+"flair") holds T1ce's image: near baseline there follows the contrast
+    assert subset_row(tests(-0.4, -0.01), subsets, ("t1ce",), swap, 0.05, 0.1)["verdict"] == "follows the contrast"
+    row = subset_row(tests(-0.01, -0.4), subsets, ("t1ce",), swap, 0.05, 0.1)
+    assert row["verdict"] == "disagrees" == row["on the swapped pair"] and row["measure"] == SUBSET_LABEL
+
+
+def test_with_renamed_columns_joins_the_seeds_readings_per_verdict_row():
+    import pandas as pd
+    from lib.study_a.permutation import with_renamed_columns
+    verdict = pd.DataFrame({"measure": ["occlusion", "ACC, polarity-aware variant", SUBSET_MEASURE,
+                                        "occlusion, HGG test slices only"], "verdict": ["agrees"] * 4})
+    permutation = pd.DataFrame([
+        {"measure": "occlusion", "verdict": "follows the contrast", "on the swapped pair": "follows the contrast"},
+        {"measure": "occlusion", "verdict": "neither (t1+t2)", "on the swapped pair": "follows the contrast"},
+        {"measure": SUBSET_LABEL, "verdict": "partly", "on the swapped pair": "partly"}])
+    out = with_renamed_columns(verdict, permutation, ("t1ce", "flair"))
+    assert out["renamed t1ce↔flair"].tolist() == ["follows the contrast, neither (t1+t2)", "—", "partly", "—"]
+    assert out["renamed, on t1ce+flair only"].tolist() == ["follows the contrast", "—", "partly", "—"]
+    assert "renamed t1ce↔flair" not in verdict  # the table given is not changed
+    assert with_renamed_columns(verdict, pd.DataFrame(), ()) is verdict  # no check run: nothing added

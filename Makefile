@@ -77,6 +77,7 @@ bench: setup
 	$(PY) benchmarks/bench_memory_format.py --out results/benchmarks/memory_format.json
 	$(PY) benchmarks/bench_grouped_unet.py --out results/benchmarks/grouped_unet.json
 	$(PY) benchmarks/bench_slice_memory.py --out results/benchmarks/slice_memory.json
+	$(PY) benchmarks/bench_compile.py --out results/benchmarks/compile.json
 
 # Before spending GPU hours on your BraTS copy: the data chapter's and study A's paper profiles
 # with their geometry and code paths (240 px whole slices, depth 5, adjoint over 10 RK4 steps,

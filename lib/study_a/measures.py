@@ -4,7 +4,8 @@ Each reading of a trained neural ODE (the paper's ACC, its variants, occlusion, 
 gradients, each by its rule or top-ranked) appears in four places of a study A page: a row of the
 verdict table, a row of the permutation check, a column of the per-modality variant's table, and
 keys of ``summary.json``. :data:`MEASURES` names each reading once for all four, so that a measure
-added here reaches every one of them; the chapter and the study A summary page read these names.
+added here reaches every one of them. The chapter reads these names; the study A summary page reads
+the ``summary.json`` keys they give.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def verdict_measures(explained: Mapping[int, Any], variant: Mapping[int, Any],
                 top_ranked(e.occlusion_by_grade[grade][1]) if m.top_ranked else e.occlusion_by_grade[grade][1]
                 for e in explained.values()]
     if variant:
-        rows.update({variant_verdict_name(m): [getattr(e, m.field) for e in variant.values()] for m in VARIANT_MEASURES})
+        rows.update({variant_verdict_name(m): [m.read(e) for e in variant.values()] for m in VARIANT_MEASURES})
     return rows
 
 

@@ -28,27 +28,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_memory_format import WORKLOADS, build  # noqa: E402  (the same models and sizes)
+from benchmarks.bench_memory_format import add_workload_arguments, build  # noqa: E402  (the same models and sizes)
 
 MODES = ("eager", "compiled")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=48, help="slice height and width")
-    parser.add_argument("--width", type=int, default=8, help="base width of the shared vector field U-Net")
-    parser.add_argument("--unet-width", type=int, default=8, help="base width of the Table I U-Nets")
-    parser.add_argument("--unet-depth", type=int, default=4, help="encoder blocks of the Table I U-Nets")
-    parser.add_argument("--variant-width", type=int, default=4, help="base width of each per-modality U-Net")
-    parser.add_argument("--depth", type=int, default=4, help="encoder blocks of the vector field U-Nets")
-    parser.add_argument("--train-steps", type=int, default=3, help="RK4 steps of the ODE in training")
-    parser.add_argument("--unet-batch", type=int, default=8)
-    parser.add_argument("--ode-batch", type=int, default=16)
+    add_workload_arguments(parser)
     parser.add_argument("--batches", type=int, default=8, help="timed batches per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (make book gives each chapter 1)")
-    parser.add_argument("--device", default="cpu", help="auto, cpu or cuda")
-    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument("--out", default="results/benchmarks/compile.json")
     return parser.parse_args(argv)
 

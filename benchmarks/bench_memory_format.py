@@ -33,8 +33,9 @@ WORKLOADS = ("unet4", "unet1", "ode", "ode_per_modality")
 LAYOUTS = ("contiguous", "channels_last")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """The models' sizes, batches, threads, device and workloads (what :func:`build` reads); shared
+    with `benchmarks/bench_compile.py`, which trains the same workloads."""
     parser.add_argument("--size", type=int, default=48, help="slice height and width")
     parser.add_argument("--width", type=int, default=8, help="base width of the shared vector field U-Net")
     parser.add_argument("--unet-width", type=int, default=8, help="base width of the Table I U-Nets")
@@ -44,11 +45,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-steps", type=int, default=3, help="RK4 steps of the ODE in training")
     parser.add_argument("--unet-batch", type=int, default=8)
     parser.add_argument("--ode-batch", type=int, default=16)
-    parser.add_argument("--batches", type=int, default=4, help="timed batches per round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per layout")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (make book gives each chapter 1)")
     parser.add_argument("--device", default="cpu", help="auto, cpu or cuda")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_workload_arguments(parser)
+    parser.add_argument("--batches", type=int, default=4, help="timed batches per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per layout")
     parser.add_argument("--out", default="results/benchmarks/memory_format.json")
     return parser.parse_args(argv)
 

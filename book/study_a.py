@@ -55,7 +55,6 @@ run_dir = None
 live_widgets = True
 
 # %% tags=["hide-input"]
-import json
 import time
 import warnings
 
@@ -73,19 +72,18 @@ from lib.explain.acc import ACCRule, binarised_contribution, key_modalities_acc,
 from lib.explain.separability import subtraction_separability
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_SAMPLES, STUDY_A_TABLE_II
 from lib.plots import (MODALITY_COLOURS, acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure,
-                       heatmap, oriented)
-from lib.paths import display as display_path
-from lib.results import SYNTHETIC_LABEL, data_label, setup, slug
+                       heatmap)
+from lib.results import SYNTHETIC_LABEL, data_label, setup
 from lib.training_cache import usage as training_cache_usage
 from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
-                                   paper_table_one, table_one, training_lengths, twin_reading,
-                                   twin_reading_text, twin_subsets)
+                                   paper_table_one, table_one, training_lengths, twin_reading, twin_subsets)
 from lib.study_a.data import left_out_note, load_study_a_data, region_fraction, renamed_in_place
 from lib.study_a import permutation
 from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
 from lib.study_a.measures import MEASURES, summary_stems, verdict_measures
+from lib.study_a.report import closing_lines, key_modalities_record, summary_record
 from lib.study_a.verdict import (holds_contrasts, key_label, seed_agreement, subset_verdict, subset_verdict_by_grade,
                                  top_ranked, verdict_rows)
 
@@ -629,82 +627,22 @@ run.table("verdict", verdict)
 verdict
 
 # %%
-key_modalities = {
-    "target": TARGET, "data": this_build, "reference": list(reference), "reference_source": reference_source,
-    "paper_key_modalities": list(P["paper_key_modalities"]),
-    "acc_selection": [{"seed": s, "key": list(e.key_acc.key), "scores": e.key_acc.scores, "reasons": e.key_acc.reasons}
-                      for s, e in explained.items()],
-    "acc_polarity_aware_selection": [{"seed": s, "key": list(e.key_acc_polarity.key)} for s, e in explained.items()],
-    "acc_logit_share_selection": [{"seed": s, "key": list(e.key_acc_logit_share.key)} for s, e in explained.items()],
-    "variant_per_modality_acc_selection": [{"seed": s, "key": list(e.key_acc.key), "scores": e.key_acc.scores}
-                                           for s, e in variant.items()],
-    "occlusion_selection": [{"seed": s, "key": list(e.key_occlusion.key)} for s, e in explained.items()],
-    "attribution_selection": [{"seed": s, "key": list(e.key_attribution.key)} for s, e in explained.items()],
-    "acc_rule": explained[SEEDS[0]].key_acc.params,
-}
-run.json("key_modalities", key_modalities)
-
-summary = {"target": TARGET, "seeds": len(SEEDS), "train_patients": len(data.train_ids), "test_patients": len(data.test_ids),
-           "train_slices": len(data.train), "test_slices": len(data.test), "reference": key_label(reference)}
-for s, e in explained.items():
-    summary[f"ode_test_dice_seed{s}"] = mean_dice(e.scores)
-summary["ode_test_dice_mean"] = float(np.mean([mean_dice(e.scores) for e in explained.values()]))
-for s, e in variant.items():
-    summary[f"variant_per_modality_test_dice_seed{s}"] = mean_dice(e.scores)
-stems = summary_stems(OCC_GRADES, subset_by_grade)
-for _, row in verdict.iterrows():
-    short = stems[row["measure"]]
-    summary[f"{short}_verdict"] = row["verdict"]
-    summary[f"{short}_seeds_agreeing"] = row["seeds agreeing"]
-summary["acc_most_frequent_key"] = seed_agreement([e.key_acc for e in explained.values()], None)["most_frequent"]
+# key_modalities.json and summary.json gather what the cells above computed (lib.study_a.report).
+run.json("key_modalities", key_modalities_record(TARGET, this_build, reference, reference_source,
+                                                 P["paper_key_modalities"], explained, variant))
 twin_rows = twin_reading(tests, subsets, twin_roles, P["twin_tumour_free"])
-for _, row in twin_rows.iterrows():
-    summary[f"twin_added_real_{slug(row['twin'])}"] = row["added_real"]
-    summary[f"twin_added_tumour_free_{slug(row['twin'])}"] = row["added_tumour_free"]
-for _, row in tests.iterrows():
-    summary[f"unet_dice_diff_{slug(row['subset'])}"] = row["dice_mean_diff_vs_baseline"]
-for _, row in permutation_table.iterrows():
-    seed_part = f"_seed{row['seed']}" if row["seed"] != "—" else ""
-    summary[f"renamed_{slug(row['measure'])}{seed_part}"] = row["verdict"]
-    summary[f"renamed_on_pair_{slug(row['measure'])}{seed_part}"] = row["on the swapped pair"]
-for region, key in (("ET (bright on T1ce)", "et"), ("NCR/NET (dark on T1ce)", "ncr")):
-    summary[f"pixel_auc_{key}_t1ce_alone"] = float(separability.loc[region, "auc_alone"])
-    summary[f"pixel_auc_{key}_t1ce_with_t1"] = float(separability.loc[region, "auc_with_reference"])
-summary["minutes"] = round((time.time() - started) / 60, 2)
+summary = summary_record(target=TARGET, split=data.split_sizes(), reference=reference, explained=explained,
+                         variant=variant, verdict=verdict, stems=summary_stems(OCC_GRADES, subset_by_grade),
+                         twin_rows=twin_rows, tests=tests, permutation_table=permutation_table,
+                         separability=separability, minutes=(time.time() - started) / 60)
 
 # %% [markdown]
 # ## What this run found
 
 # %%
 run.write_summary(summary)
-lines = [f"- **Target {TARGET}**, {len(SEEDS)} seeds, {this_build}; reference: {key_label(reference)} ({reference_source})."]
-lines.append(f"- Neural ODE test Dice per seed: " + ", ".join(f"{summary[f'ode_test_dice_seed{s}']:.3f}" for s in SEEDS)
-             + f" (paper, Table II: {STUDY_A_TABLE_II[TARGET]['Dice']:.3f} on BraTS 2020).")
-if variant:
-    lines.append("- Variant with one U-Net per modality (not in the paper), test Dice per seed: "
-                 + ", ".join(f"{summary[f'variant_per_modality_test_dice_seed{s}']:.3f}" for s in variant) + ".")
-for _, row in verdict.iterrows():
-    extra = (f" Renamed files: {row[f'renamed {swap[0]}↔{swap[1]}']} (on {swap[0]}+{swap[1]} only: "
-             f"{row[f'renamed, on {swap[0]}+{swap[1]} only']})." if swap and f"renamed {swap[0]}↔{swap[1]}" in row else "")
-    lines.append(f"- {row['measure']}: {row['key modalities (seeds)']} → **{row['verdict']}**.{extra}")
-for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
-    lines.append(f"- {row['subset'].replace('diagnostic: ', 'Diagnostic subset ')} (no verdict reads it): Dice {row['subset_dice']:.3f} vs "
-                 f"baseline {row['baseline_dice']:.3f} (difference {row['dice_mean_diff_vs_baseline']:+.3f}, "
-                 f"p = {row['p_by_patient']:.2g} by patient).")
-for _, row in twin_rows.iterrows():
-    lines.append("- " + twin_reading_text(row, "+".join(P["twin_tumour_free"]), "+".join(subsets[row["without"]]))
-                 + " (Table I differences of this size moved by up to 0.05 between two builds that differed only in "
-                   "floating-point rounding; NOTES.md.)")
-higher = [name for name, key in (("enhancing rim", "et"), ("necrosis/core", "ncr"))
-          if summary[f"pixel_auc_{key}_t1ce_with_t1"] > summary[f"pixel_auc_{key}_t1ce_alone"]]
-lines.append(f"- Pixel separability from healthy brain (AUC), T1ce alone vs T1ce with T1 as reference: enhancing rim "
-             f"{summary['pixel_auc_et_t1ce_alone']:.3f} vs {summary['pixel_auc_et_t1ce_with_t1']:.3f}, necrosis/core "
-             f"{summary['pixel_auc_ncr_t1ce_alone']:.3f} vs {summary['pixel_auc_ncr_t1ce_with_t1']:.3f}: T1 as a "
-             f"reference separates {' and '.join(higher) if higher else 'neither'} better.")
-lines.append(f"- Run time: {summary['minutes']:.1f} min on {device_name(device)}.")
-for folder, counts in training_cache_usage().items():
-    lines.append(f"- Training cache `{display_path(folder)}`: {counts['trained']} models trained in this run, "
-                 f"{counts['reused']} reused from an earlier run with the same initial weights, data, settings, "
-                 "device, threads and library code (`lib.training_cache`; `training_cache_dir: null` trains every "
-                 "model).")
-display(Markdown("\n".join(lines)))
+display(Markdown("\n".join(closing_lines(
+    summary, seeds=list(explained), variant_seeds=list(variant), data_label=this_build,
+    reference_source=reference_source, paper_dice=STUDY_A_TABLE_II[TARGET]["Dice"], verdict=verdict, swap=swap,
+    tests=tests, twin_rows=twin_rows, twin_tumour_free=P["twin_tumour_free"], subsets=subsets,
+    device_label=device_name(device), cache_usage=training_cache_usage()))))

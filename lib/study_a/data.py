@@ -39,6 +39,11 @@ class StudyAData:
                           self.train.grades.tolist() + self.test.grades.tolist()))
         return [lookup[i] for i in ids]
 
+    def split_sizes(self) -> dict[str, int]:
+        """Patients and slices on each side of the split, under the names ``summary.json`` gives them."""
+        return {"train_patients": len(self.train_ids), "test_patients": len(self.test_ids),
+                "train_slices": len(self.train), "test_slices": len(self.test)}
+
 
 def subject_grades(slices: SliceSet) -> tuple[list[str], list[str | None]]:
     """Unique subjects of a slice set (sorted) and their grades."""

@@ -56,7 +56,6 @@ live_widgets = True
 
 # %% tags=["hide-input"]
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -68,24 +67,22 @@ from tqdm.auto import tqdm as auto_tqdm
 
 from lib.data.planted import planted_key_modalities
 from lib.device import device_name, resolve_device
-from lib.explain.acc import ACCRule, binarised_contribution, key_modalities_acc, segmentation_frames
-from lib.explain.separability import subtraction_separability
+from lib.explain.acc import ACCRule, binarised_contribution, segmentation_frames
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_SAMPLES, STUDY_A_TABLE_II
-from lib.plots import (MODALITY_COLOURS, acc_panels, dice_gap_scatter, flow_animation, flow_explorer, flow_figure,
+from lib.plots import (acc_panels, dice_gap_scatter, eta_coverage_panels, flow_animation, flow_explorer, flow_figure,
                        heatmap)
 from lib.results import SYNTHETIC_LABEL, data_label, setup
 from lib.training_cache import usage as training_cache_usage
-from lib.stats import mean_sd
 from lib.data.cohort import tumour_free_twin
 from lib.study_a.comparison import (comparison_subsets, cross_validate_subsets, dice_by_grade, dice_gaps,
-                                   paper_table_one, table_one, training_lengths, twin_reading, twin_subsets)
+                                   dice_gap_lines, paper_table_one, table_one, training_lengths, twin_reading,
+                                   twin_subsets)
 from lib.study_a.data import left_out_note, load_study_a_data, region_fraction, renamed_in_place
-from lib.study_a import permutation
-from lib.study_a.ode import explain_ode, mean_dice, train_ode, with_target
-from lib.study_a.measures import MEASURES, summary_stems, verdict_measures
+from lib.study_a import permutation, tables
+from lib.study_a.ode import explain_ode, train_ode
+from lib.study_a.measures import summary_stems, verdict_measures
 from lib.study_a.report import closing_lines, key_modalities_record, summary_record
-from lib.study_a.verdict import (holds_contrasts, key_label, seed_agreement, subset_verdict, subset_verdict_by_grade,
-                                 top_ranked, verdict_rows)
+from lib.study_a.verdict import holds_contrasts, seed_agreement, subset_verdict, subset_verdict_by_grade, verdict_rows
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -161,16 +158,9 @@ run.table("ode-test-scores-per-patient", scores)
 # low-grade tumours may have none); accuracy and specificity over all test patients.
 
 # %%
-table_two = {}
-for seed, e in explained.items():
-    table_two[f"seed {seed} ({this_build})"] = {
-        "Dice": mean_sd(with_target(e.scores)["dice"]), "Accuracy (%)": mean_sd(100 * e.scores["accuracy"]),
-        "Sensitivity": mean_sd(with_target(e.scores)["sensitivity"]), "Specificity": mean_sd(e.scores["specificity"]),
-        "patients (with target)": f"{len(e.scores)} ({len(with_target(e.scores))})"}
-table_two[SOURCE_STUDY_A] = {k: f"{v:.3f}" for k, v in STUDY_A_TABLE_II[TARGET].items()}
-table_two = pd.DataFrame(table_two)
-run.table("table-ii", table_two, index=True)
-table_two
+table_ii = tables.table_two(explained, this_build, STUDY_A_TABLE_II[TARGET], SOURCE_STUDY_A)
+run.table("table-ii", table_ii, index=True)
+table_ii
 
 # %% [markdown]
 # ### Figures 4–6: image flows, segmentation frames and BCF
@@ -237,8 +227,6 @@ else:
 # rule's reasons, and the same rule on the other choice of slices.
 
 # %%
-ACC_SLICES_OTHER = "all" if P["acc_slices"] == "segmented" else "segmented"
-acc_rule = ACCRule(**P["acc_rule"])
 fig = acc_panels({s: e.acc.curves("printed", P["acc_slices"]) for s, e in explained.items()}, data.modalities,
                  title=f"ACC (Eq. 6–7 as printed), {TARGET}, {P['acc_slices']} slices")
 run.figure(f"acc-{TARGET}", fig)
@@ -249,17 +237,7 @@ run.figure(f"acc-polarity-aware-{TARGET}", fig)
 plt.show()
 for s, e in explained.items():
     run.table(f"acc-curves-seed{s}", e.acc.curves("printed", P["acc_slices"]))
-acc_keys = pd.DataFrame([{"seed": s, "ACC key (printed)": key_label(e.key_acc.key),
-                          "ACC key (polarity-aware)": key_label(e.key_acc_polarity.key),
-                          "slices averaged": f"{int(e.acc.segmented_slices().sum()) if P['acc_slices'] == 'segmented' else len(e.acc.gamma)}"
-                                             f" of {len(e.acc.gamma)}",
-                          "final μ per modality (printed)": ", ".join(f"{k} {v:.2g}" for k, v in e.key_acc.scores.items()),
-                          "top-ranked final μ": key_label(top_ranked(e.key_acc).key),
-                          f"ACC key (printed), {ACC_SLICES_OTHER} slices": key_label(key_modalities_acc(
-                              e.acc.curves("printed", ACC_SLICES_OTHER), acc_rule).key),
-                          f"ACC key (polarity-aware), {ACC_SLICES_OTHER} slices": key_label(key_modalities_acc(
-                              e.acc.curves("polarity_aware", ACC_SLICES_OTHER), acc_rule).key),
-                          "reasons": e.key_acc.reasons} for s, e in explained.items()])
+acc_keys = tables.acc_key_table(explained, P["acc_slices"], ACCRule(**P["acc_rule"]))
 run.table("acc-keys", acc_keys)
 acc_keys
 
@@ -280,27 +258,10 @@ readout.round(3)
 # per cent, which caps μ far below 1.
 
 # %%
-fig, axes = plt.subplots(1, len(SEEDS), figsize=(3.3 * len(SEEDS), 2.6), sharey=True, squeeze=False)
-for ax, (s, e) in zip(axes[0], explained.items()):
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # slices with empty γ have no coverage
-        coverage = np.nanmean(e.acc.eta_coverage, axis=1)   # (T, m)
-        area = np.nanmean(e.acc.eta_area, axis=1)
-    for k, name in enumerate(data.modalities):
-        line, = ax.plot(e.acc.t, coverage[:, k], color=MODALITY_COLOURS.get(name), label=f"{name}: covers γ")
-        ax.plot(e.acc.t, area[:, k], ls=":", color=line.get_color())
-    ax.set_title(f"seed {s}", fontsize=9)
-    ax.set_xlabel("t")
-axes[0, 0].set_ylabel("fraction (solid: of γ; dotted: of brain)")
-axes[0, -1].legend(fontsize=6)
-fig.tight_layout()
+fig = eta_coverage_panels({s: e.acc for s, e in explained.items()}, data.modalities)
 run.figure(f"eta-coverage-{TARGET}", fig)
 plt.show()
-coverage_rows = [{"seed": s, "empty γ slices": int((~e.acc.gamma.reshape(len(e.acc.gamma), -1).any(1)).sum()),
-                  "test slices": len(e.acc.gamma),
-                  "mean γ area (%)": 100 * float(e.acc.gamma.mean()),
-                  "max |J_1 − σ(model)|": e.acc.final_frame_error} for s, e in explained.items()]
-coverage_table = pd.DataFrame(coverage_rows)
+coverage_table = tables.gamma_diagnostics(explained)
 run.table("gamma-diagnostics", coverage_table)
 coverage_table
 
@@ -333,8 +294,7 @@ fidelity.round(2)
 # %%
 occlusion = pd.concat([e.occlusion.assign(seed=s) for s, e in explained.items()])
 run.table("occlusion", occlusion)
-occ_keys = pd.DataFrame([{"seed": s, "occlusion key": key_label(e.key_occlusion.key), "reasons": e.key_occlusion.reasons}
-                         for s, e in explained.items()])
+occ_keys = tables.occlusion_key_table(explained)
 display(occlusion[occlusion["seed"] == SEEDS[0]].round(3))
 occ_keys
 
@@ -346,13 +306,7 @@ occ_keys
 
 # %%
 OCC_GRADES = sorted({g for e in explained.values() for g in e.occlusion_by_grade})
-occ_by_grade = pd.DataFrame([
-    {"seed": s, "grade": g,
-     "test slices with the target": int(table["n_slices"].iloc[0]) if table is not None else float("nan"),
-     **{f"drop, {m} occluded": float(result.scores[m]) if m in result.scores else float("nan") for m in data.modalities},
-     "occlusion key": key_label(result.key), "largest single drop": key_label(top_ranked(result).key),
-     "note": "" if table is not None else result.reasons}
-    for s, e in explained.items() for g, (table, result) in e.occlusion_by_grade.items()])
+occ_by_grade = tables.occlusion_by_grade_table(explained, data.modalities)
 run.table("occlusion-by-grade", occ_by_grade)
 occ_by_grade.round(3) if len(occ_by_grade) else Markdown("No per-grade reading: the test set does not hold two grades.")
 
@@ -366,16 +320,7 @@ occ_by_grade.round(3) if len(occ_by_grade) else Markdown("No per-grade reading: 
 # (`tests/test_study_a.py`). Setting `ig_gradients: adjoint` shows what that does here.
 
 # %%
-att_rows = []
-for s, e in explained.items():
-    err = e.completeness_error
-    att_rows.append({"seed": s, "slices": len(err), "converged": int((err < e.extra["ig_tolerance"]).sum()),
-                     "median completeness error": float(np.nanmedian(err)), "max completeness error": float(np.nanmax(err)),
-                     **{f"share {k} (all slices)": v for k, v in
-                        e.attribution_shares.groupby("modality")["share"].mean().items()},
-                     **{f"share {k} (converged)": v for k, v in e.key_attribution.scores.items()},
-                     "attribution key": key_label(e.key_attribution.key), "reasons": e.key_attribution.reasons})
-attribution_table = pd.DataFrame(att_rows)
+attribution_table = tables.attribution_table(explained)
 run.table("attribution", attribution_table)
 attribution_table.round(3)
 
@@ -463,16 +408,7 @@ run.table("table-i-dice-gaps", gaps)
 fig = dice_gap_scatter(gaps, title=f"Table I, {TARGET}: Dice difference to the baseline per patient ({this_build})")
 run.figure(f"table-i-gaps-{TARGET}", fig)
 plt.show()
-median_size = float(gaps["target_pixels"].median()) if len(gaps) else float("nan")
-gap_lines = []
-for role, one in gaps.groupby("subset", sort=False):
-    small, large = one[one["target_pixels"] < median_size], one[one["target_pixels"] >= median_size]
-    by_grade_text = ", ".join(f"{g} {v:+.3f} (n = {int(n)})" for g, (v, n) in
-                              one.groupby("grade")["dice_diff_vs_baseline"].agg(["mean", "count"]).iterrows())
-    gap_lines.append(f"- {role} ({one['inputs'].iloc[0]}): mean difference {one['dice_diff_vs_baseline'].mean():+.3f}; "
-                     f"by grade {by_grade_text}; patients below the median target size ({median_size:.0f} px) "
-                     f"{small['dice_diff_vs_baseline'].mean():+.3f}, at or above it {large['dice_diff_vs_baseline'].mean():+.3f}.")
-display(Markdown("\n".join(gap_lines)))
+display(Markdown("\n".join(dice_gap_lines(gaps))))
 
 # %% [markdown]
 # ### Does T1 help read T1ce? The pixels before any network
@@ -487,16 +423,7 @@ display(Markdown("\n".join(gap_lines)))
 # below, T1 as a reference blurs that region.
 
 # %%
-healthy_brain = data.train.brain & ~data.train.region("WT")
-pixels = dict(max_pixels=P["separability_max_pixels"], seed=P["split_seed"])
-separability = pd.DataFrame([
-    {"region": "ET (bright on T1ce)", **subtraction_separability(data.train.images, data.train.region("ET"),
-                                                                 healthy_brain, data.modalities, bright=True, **pixels)},
-    {"region": "NCR/NET (dark on T1ce)", **subtraction_separability(data.train.images, data.train.labels == 1,
-                                                                    healthy_brain, data.modalities, bright=False,
-                                                                    **pixels)},
-]).set_index("region")
-del healthy_brain
+separability = tables.separability_table(data.train, data.modalities, P["separability_max_pixels"], P["split_seed"])
 run.table("pixel-separability", separability, index=True)
 display(Markdown(f"{this_build}: {len(data.train)} training slices of {P['image_size']}×{P['image_size']} px; "
                  + (f"a seeded sample of about {P['separability_max_pixels']:,} pixels for a class with more "
@@ -566,16 +493,8 @@ for seed in VARIANT_SEEDS:
     model, history = train_ode(P, data, seed, vector_field="per_modality",
                                checkpoint=run.checkpoint(f"ode-{TARGET}-per-modality-seed{seed}.pt"))
     variant[seed] = explain_ode(P, data, model, seed, history)
-variant_rows = []
-for field_name, group in (("shared (the paper's)", explained), ("one U-Net per modality (variant)", variant)):
-    for s, e in group.items():
-        variant_rows.append({"vector field": field_name, "seed": s, "test Dice": mean_dice(e.scores),
-                             "lowest self-fidelity": float(e.fidelity.min()),
-                             "final μ per modality (printed)": ", ".join(f"{k} {v:.2g}" for k, v in e.key_acc.scores.items()),
-                             "final logit share per modality": ", ".join(f"{k} {v:.2g}" for k, v in
-                                                                         e.key_acc_logit_share.scores.items()),
-                             **{m.label: key_label(m.read(e).key) for m in MEASURES if m.in_variant_table}})
-variant_table = pd.DataFrame(variant_rows)
+variant_table = tables.vector_field_table({"shared (the paper's)": explained,
+                                           "one U-Net per modality (variant)": variant})
 run.table("per-modality-variant", variant_table)
 if variant:
     for curve, figure_name, label, ylabel in (("printed", "acc", "ACC (Eq. 6–7 as printed)", "μ_t (ACC)"),

@@ -3,6 +3,7 @@ chapter saves them through ``RunDir.figure`` (which labels phantom figures as sy
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import matplotlib
@@ -124,6 +125,31 @@ def acc_panels(curves_by_seed: dict, modalities: Sequence[str], title: str = "",
     axes[0, -1].legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def eta_coverage_panels(runs_by_seed: dict, modalities: Sequence[str]):
+    """How much of γ each η^k covers over t (solid) and how much of the brain η^k covers (dotted),
+    mean over the test slices, one panel per seed.
+
+    runs_by_seed: {seed: an ACC run with ``t`` (T,), ``eta_coverage`` and ``eta_area`` (T, N, m);
+    :class:`lib.explain.acc.ACCRun`}. Slices with an empty γ have no coverage (NaN) and are left out
+    of its mean."""
+    n = len(runs_by_seed)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 2.6), sharey=True, squeeze=False)
+    for ax, (seed, acc) in zip(axes[0], runs_by_seed.items()):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a mean over slices that all have an empty γ
+            coverage = np.nanmean(acc.eta_coverage, axis=1)   # (T, m)
+            area = np.nanmean(acc.eta_area, axis=1)
+        for k, name in enumerate(modalities):
+            line, = ax.plot(acc.t, coverage[:, k], color=MODALITY_COLOURS.get(name), label=f"{name}: covers γ")
+            ax.plot(acc.t, area[:, k], ls=":", color=line.get_color())
+        ax.set_title(f"seed {seed}", fontsize=9)
+        ax.set_xlabel("t")
+    axes[0, 0].set_ylabel("fraction (solid: of γ; dotted: of brain)")
+    axes[0, -1].legend(fontsize=6)
     fig.tight_layout()
     return fig
 

@@ -316,6 +316,22 @@ def dice_gaps(per_patient: pd.DataFrame, grades: Mapping[str, str | None]) -> pd
                          "dice_diff_vs_baseline": (rows["dice"].to_numpy() - base[rows["subject"]].to_numpy())})
 
 
+
+def dice_gap_lines(gaps: pd.DataFrame) -> list[str]:
+    """One line per subset of :func:`dice_gaps`: its mean Dice difference to the baseline, by grade
+    (with each grade's patient count), and for patients below vs at or above the median target size
+    (over all subsets' rows), which tells whether small targets carry the shortfall."""
+    median_size = float(gaps["target_pixels"].median()) if len(gaps) else float("nan")
+    lines = []
+    for role, one in gaps.groupby("subset", sort=False):
+        small, large = one[one["target_pixels"] < median_size], one[one["target_pixels"] >= median_size]
+        by_grade = ", ".join(f"{g} {v:+.3f} (n = {int(n)})" for g, (v, n) in
+                             one.groupby("grade")["dice_diff_vs_baseline"].agg(["mean", "count"]).iterrows())
+        lines.append(f"- {role} ({one['inputs'].iloc[0]}): mean difference {one['dice_diff_vs_baseline'].mean():+.3f}; "
+                     f"by grade {by_grade}; patients below the median target size ({median_size:.0f} px) "
+                     f"{small['dice_diff_vs_baseline'].mean():+.3f}, at or above it {large['dice_diff_vs_baseline'].mean():+.3f}.")
+    return lines
+
 def paper_table_one(target: str) -> pd.DataFrame:
     """Table I of the paper for ``target``, as printed (its own column labels)."""
     from lib.paper_numbers import STUDY_A_TABLE_I

@@ -19,10 +19,9 @@ from lib.paths import display as display_path
 from lib.results import slug
 from lib.study_a.comparison import twin_reading_text
 from lib.study_a.ode import mean_dice
+from lib.study_a.tables import SEPARABILITY_REGIONS
 from lib.study_a.verdict import key_label, seed_agreement
 
-# The pixel-separability rows the summary records, with the short name of each in its keys.
-SEPARABILITY_REGIONS = (("ET (bright on T1ce)", "et"), ("NCR/NET (dark on T1ce)", "ncr"))
 # Which key-modality result of an explained model each selection of key_modalities.json lists,
 # and whether the rule's scores go with it.
 _SELECTIONS = (("acc_selection", "key_acc", True), ("acc_polarity_aware_selection", "key_acc_polarity", False),
@@ -97,7 +96,7 @@ def summary_record(*, target: str, split: Mapping[str, int], reference: Sequence
         seed_part = f"_seed{row['seed']}" if row["seed"] != "—" else ""
         summary[f"renamed_{slug(row['measure'])}{seed_part}"] = row["verdict"]
         summary[f"renamed_on_pair_{slug(row['measure'])}{seed_part}"] = row["on the swapped pair"]
-    for region, key in SEPARABILITY_REGIONS:
+    for key, (region, _) in SEPARABILITY_REGIONS.items():
         summary[f"pixel_auc_{key}_t1ce_alone"] = float(separability.loc[region, "auc_alone"])
         summary[f"pixel_auc_{key}_t1ce_with_t1"] = float(separability.loc[region, "auc_with_reference"])
     summary["minutes"] = round(minutes, 2)

@@ -38,11 +38,11 @@ from IPython.display import Markdown, display
 
 from lib.paper_numbers import SOURCE_STUDY_A
 from lib.plots import acc_grid
-from lib.results import SYNTHETIC_LABEL, setup, slug
-from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, load_target_runs,
-                                        longest_sections, mismatches, provenance, renamed_matrix,
-                                        table_one_across_targets, table_two_across_targets, thread_note,
-                                        time_by_section, verdict_counts, verdict_matrix)
+from lib.results import SYNTHETIC_LABEL, setup
+from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, findings, load_target_runs,
+                                        mismatches, provenance, renamed_matrix, table_one_across_targets,
+                                        table_two_across_targets, thread_note, time_by_section, verdict_counts,
+                                        verdict_matrix)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -175,47 +175,6 @@ else:
 # ## What this build found
 
 # %% tags=["hide-input"]
-SHORT = {"acc": "the paper's reading of the ACC (Eq. 6–7 as printed)", "occlusion": "occlusion",
-         "attribution": "integrated gradients", "subset_unet": "the U-Net subset comparison (Table I)"}
-summary = {"targets": "+".join(runs)}
-for target, row in counts.iterrows():
-    for outcome, n in row.items():
-        summary[f"{target.lower()}_measures_{slug(outcome)}"] = int(n)
-lines = []
-for target, r in runs.items():
-    s = r.summary
-    for short in SHORT:
-        summary[f"{target.lower()}_{short}_verdict"] = s.get(f"{short}_verdict")
-    parts = []
-    for short, name in SHORT.items():
-        verdict, agreeing = s.get(f"{short}_verdict"), s.get(f"{short}_seeds_agreeing")
-        if verdict is None:
-            parts.append(f"{name}: no verdict in its summary.json")
-        else:
-            parts.append(f"{name}: **{verdict}**" + (f" ({agreeing} seeds)" if agreeing not in (None, "—") else ""))
-    c = counts.loc[target]
-    seeds = s.get("seeds")
-    lines.append(f"- **{target}** (reference {s.get('reference')}; {seeds} ODE seed{'s' if seeds != 1 else ''}, "
-                 f"mean test Dice {s.get('ode_test_dice_mean', float('nan')):.3f}): " + "; ".join(parts)
-                 + f". Of its {int(c.sum())} measures, {c['agrees']} agree, {c['partly']} partly, "
-                 f"{c['disagrees']} disagree, {c['no verdict']} give no verdict"
-                 + (f" and {c['other']} another outcome" if c["other"] else "") + ".")
-holds = [t for t, r in runs.items() if r.summary.get("acc_verdict") == "agrees"
-         and r.summary.get("subset_unet_verdict") == "agrees"]
-independent = [t for t, r in runs.items() if all(r.summary.get(f"{k}_verdict") == "agrees"
-                                                 for k in ("occlusion", "attribution", "subset_unet"))]
-lines.append(f"- The paper's explanation (the ACC names each target's key modalities, and Table I confirms them) "
-             f"holds against the reference, with the printed ACC rule agreeing in every seed and Table I agreeing, "
-             f"for: **{', '.join(holds) or 'no target'}** of {len(runs)} target{'s' if len(runs) != 1 else ''}.")
-lines.append(f"- Every independent measure (occlusion, integrated gradients and Table I) agrees with the reference "
-             f"for: **{', '.join(independent) or 'no target'}**.")
-longest = longest_sections(section_minutes)
-for target, (section, minutes, share, total) in longest.items():
-    summary[f"{target.lower()}_minutes_all_cells"] = round(total, 2)
-    summary[f"{target.lower()}_longest_section"] = section
-    lines.append(f"- The {target} page's cells took {total:.1f} min in this build, {minutes:.1f} of them ({share:.0%}) "
-                 f"in *{section}*.")
-summary["paper_explanation_holds_for"] = "+".join(holds) or "none"
-summary["independent_measures_agree_for"] = "+".join(independent) or "none"
+summary, lines = findings(runs, counts, section_minutes)
 run.write_summary(summary)
 display(Markdown("\n".join(lines) + f"\n\nData: {this_build}. The paper's numbers: {SOURCE_STUDY_A}."))

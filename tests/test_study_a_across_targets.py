@@ -269,3 +269,39 @@ def test_a_damaged_kept_notebook_is_named_in_one_line(three):
     (three["TC"] / "notebook.ipynb").write_text("{truncated")
     with pytest.raises(A.SourceRunError, match=r"tc/notebook.ipynb: not a readable notebook; re-run the TC page"):
         A.time_by_section(A.load_target_runs(three))
+
+
+def _summary_run(target, **verdicts):
+    summary = {"target": target, "seeds": 3, "reference": "t1ce", "ode_test_dice_mean": 0.61234,
+               **{f"{k}_verdict": v for k, v in verdicts.items()}, "acc_seeds_agreeing": "1/3",
+               "subset_unet_seeds_agreeing": "—"}
+    return A.TargetRun(target, None, summary, None)
+
+
+def test_findings_name_targets_only_where_every_verdict_agrees():
+    runs = {"ET": _summary_run("ET", acc="agrees", occlusion="agrees", attribution="agrees", subset_unet="agrees"),
+            "TC": _summary_run("TC", acc="partly", occlusion="agrees", attribution="agrees", subset_unet="agrees"),
+            "WT": _summary_run("WT", acc="agrees", occlusion="agrees", subset_unet="agrees")}  # no attribution
+    counts = pd.DataFrame({"agrees": [4, 3, 3], "partly": [0, 1, 0], "disagrees": [0, 0, 0], "no verdict": [0, 0, 0],
+                           "other": [0, 0, 1]}, index=pd.Index(["ET", "TC", "WT"], name="target"))
+    minutes = pd.DataFrame({"ET": [2.0, 6.0, 8.0], "TC": [1.0, 1.0, 2.0]},
+                           index=["Table I", "The variant", A.ALL_CELLS])
+    summary, lines = A.findings(runs, counts, minutes)
+    assert summary["paper_explanation_holds_for"] == "ET+WT"       # TC's ACC reads partly
+    assert summary["independent_measures_agree_for"] == "ET+TC"    # WT has no attribution verdict
+    assert summary["wt_attribution_verdict"] is None and summary["tc_measures_partly"] == 1
+    assert summary["et_longest_section"] == "The variant" and summary["et_minutes_all_cells"] == 8.0
+    assert "wt_longest_section" not in summary                     # WT kept no timings
+    assert lines[0].startswith("- **ET** (reference t1ce; 3 ODE seeds, mean test Dice 0.612): the paper's reading")
+    assert "the paper's reading of the ACC (Eq. 6–7 as printed): **agrees** (1/3 seeds)" in lines[0]
+    assert "the U-Net subset comparison (Table I): **agrees**;" not in lines[0]  # the last part ends the list
+    assert lines[0].endswith("(Table I): **agrees**. Of its 4 measures, 4 agree, 0 partly, 0 disagree, 0 give no verdict.")
+    assert "integrated gradients: no verdict in its summary.json" in lines[2]
+    assert lines[2].endswith("0 give no verdict and 1 another outcome.")
+    assert lines[-1] == "- The TC page's cells took 2.0 min in this build, 1.0 of them (50%) in *Table I*."
+
+
+def test_finding_measures_are_summary_json_stems():
+    from lib.study_a.measures import MEASURES, SUBSET_STEM
+    assert set(A.FINDING_MEASURES) <= {m.stem for m in MEASURES} | {SUBSET_STEM}
+    assert set(A.INDEPENDENT_MEASURES) < set(A.FINDING_MEASURES)

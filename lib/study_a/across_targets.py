@@ -22,6 +22,7 @@ from lib.io import read_json
 from lib.notebook_times import section_seconds
 from lib.paper_numbers import SOURCE_STUDY_A, STUDY_A_TABLE_I, STUDY_A_TABLE_II
 from lib.paths import display, resolve
+from lib.results import slug
 from lib.stats import mean_sd
 from lib.study_a.comparison import METRIC_LABELS
 from lib.study_a.ode import with_target
@@ -395,3 +396,62 @@ def longest_sections(section_minutes: pd.DataFrame) -> dict[str, tuple[str, floa
             continue
         out[target] = (str(minutes.idxmax()), float(minutes.max()), float(minutes.max() / total), float(total))
     return out
+
+
+# The verdicts the summary page's findings name, by summary.json stem (lib.study_a.measures).
+FINDING_MEASURES = {"acc": "the paper's reading of the ACC (Eq. 6–7 as printed)", "occlusion": "occlusion",
+                    "attribution": "integrated gradients", "subset_unet": "the U-Net subset comparison (Table I)"}
+INDEPENDENT_MEASURES = ("occlusion", "attribution", "subset_unet")
+
+
+def findings(runs: Mapping[str, TargetRun], counts: pd.DataFrame,
+             section_minutes: pd.DataFrame) -> tuple[dict[str, Any], list[str]]:
+    """The summary page's ``summary.json`` and closing lines, read from each target's
+    ``summary.json``, :func:`verdict_counts` and :func:`time_by_section`.
+
+    Per target: the verdict of each measure of :data:`FINDING_MEASURES` (with its seeds agreeing)
+    and how many of its measures end in each outcome. Across targets: those where the paper's
+    explanation holds against the reference (the printed ACC rule agrees in every seed *and* Table I
+    agrees) and those where every independent measure (:data:`INDEPENDENT_MEASURES`) agrees; then
+    each page's longest section. A verdict missing from a target's ``summary.json`` is said to be
+    missing, never counted as agreeing."""
+    summary: dict[str, Any] = {"targets": "+".join(runs)}
+    for target, row in counts.iterrows():
+        for outcome, n in row.items():
+            summary[f"{target.lower()}_measures_{slug(outcome)}"] = int(n)
+    lines = []
+    for target, r in runs.items():
+        s = r.summary
+        for short in FINDING_MEASURES:
+            summary[f"{target.lower()}_{short}_verdict"] = s.get(f"{short}_verdict")
+        parts = []
+        for short, name in FINDING_MEASURES.items():
+            verdict, agreeing = s.get(f"{short}_verdict"), s.get(f"{short}_seeds_agreeing")
+            if verdict is None:
+                parts.append(f"{name}: no verdict in its summary.json")
+            else:
+                parts.append(f"{name}: **{verdict}**" + (f" ({agreeing} seeds)" if agreeing not in (None, "—") else ""))
+        c = counts.loc[target]
+        seeds = s.get("seeds")
+        lines.append(f"- **{target}** (reference {s.get('reference')}; {seeds} ODE seed{'s' if seeds != 1 else ''}, "
+                     f"mean test Dice {s.get('ode_test_dice_mean', float('nan')):.3f}): " + "; ".join(parts)
+                     + f". Of its {int(c.sum())} measures, {c['agrees']} agree, {c['partly']} partly, "
+                     f"{c['disagrees']} disagree, {c['no verdict']} give no verdict"
+                     + (f" and {c['other']} another outcome" if c["other"] else "") + ".")
+    holds = [t for t, r in runs.items() if r.summary.get("acc_verdict") == "agrees"
+             and r.summary.get("subset_unet_verdict") == "agrees"]
+    independent = [t for t, r in runs.items()
+                   if all(r.summary.get(f"{k}_verdict") == "agrees" for k in INDEPENDENT_MEASURES)]
+    lines.append(f"- The paper's explanation (the ACC names each target's key modalities, and Table I confirms them) "
+                 f"holds against the reference, with the printed ACC rule agreeing in every seed and Table I agreeing, "
+                 f"for: **{', '.join(holds) or 'no target'}** of {len(runs)} target{'s' if len(runs) != 1 else ''}.")
+    lines.append(f"- Every independent measure (occlusion, integrated gradients and Table I) agrees with the reference "
+                 f"for: **{', '.join(independent) or 'no target'}**.")
+    for target, (section, minutes, share, total) in longest_sections(section_minutes).items():
+        summary[f"{target.lower()}_minutes_all_cells"] = round(total, 2)
+        summary[f"{target.lower()}_longest_section"] = section
+        lines.append(f"- The {target} page's cells took {total:.1f} min in this build, {minutes:.1f} of them ({share:.0%}) "
+                     f"in *{section}*.")
+    summary["paper_explanation_holds_for"] = "+".join(holds) or "none"
+    summary["independent_measures_agree_for"] = "+".join(independent) or "none"
+    return summary, lines

@@ -34,17 +34,15 @@ params_file = "params/study_a/cost-default.yaml"
 run_dir = None
 
 # %% tags=["hide-input"]
-import json
 import os
-import subprocess
 import sys
 
 import pandas as pd
 from IPython.display import Markdown, display
 
 from lib.device import device_name, resolve_device
-from lib.paths import REPO_ROOT
 from lib.results import setup
+from lib.study_a import cost
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters
@@ -52,20 +50,6 @@ device = resolve_device(P["device"])
 summary = {"device": device_name(device)}
 display(Markdown(f"Device: **{device_name(device)}**, {os.cpu_count()} CPU cores. Random images of "
                  f"{P['image_size']}×{P['image_size']} px, four modalities (no patient or phantom data on this page)."))
-
-
-def run_script(script: str, *arguments: str) -> None:
-    """Run a benchmark script of the repository; on failure, say which and show its last words."""
-    done = subprocess.run([sys.executable, str(REPO_ROOT / script), *arguments], cwd=REPO_ROOT,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{script} failed (exit {done.returncode}): {done.stderr.strip()[-1500:]}")
-
-
-def flat_table(report: dict, drop=("command", "config.out")) -> pd.DataFrame:
-    table = pd.json_normalize(report, sep=".").T
-    table.columns = ["value"]
-    return table.drop(index=[k for k in drop if k in table.index])  # temporary paths
 
 
 # %% [markdown]
@@ -82,37 +66,13 @@ def flat_table(report: dict, drop=("command", "config.out")) -> pd.DataFrame:
 
 # %% tags=["hide-input"]
 if P["run_benchmark"]:
-    bench_file = run.sub("benchmark.json")
-    run_script("benchmarks/bench_study_a.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
-               "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
-               "--batch", str(P["ode_batch_size"]), "--device", P["device"], "--out", str(bench_file),
-               "--variant-width", str(P["variant_per_modality_width"]),
-               *(("--threads", str(P["num_threads"])) if P["num_threads"] else ()))
-    ode_bench = flat_table(json.loads(bench_file.read_text()))
+    ode_bench, measured = cost.ode_benchmark_table(cost.measure(
+        "benchmarks/bench_study_a.py", cost.bench_study_a_arguments(P), run.sub("benchmark.json")))
+    summary.update(measured)
     run.table("benchmark", ode_bench, index=True)
-    for key in ("training.adjoint.slices_per_second", "training.autograd.slices_per_second", "training.autograd_speedup",
-                "inference.slices_per_second", "memory_forward_backward.adjoint.peak_mib",
-                "memory_forward_backward.autograd.peak_mib", "flow.one_solve_seconds", "flow.separate_solves_seconds",
-                "flow.ratio_separate_over_one", "training_per_modality_field.adjoint.slices_per_second",
-                "training_per_modality_field.autograd.slices_per_second",
-                "training_per_modality_field.slowdown_adjoint", "training_per_modality_field.slowdown_autograd"):
-        summary[f"bench_{key.replace('.', '_')}"] = float(ode_bench.loc[key, "value"])
     with pd.option_context("display.max_rows", None):  # every benchmark figure, not pandas' first and last rows
         display(ode_bench)
-    display(Markdown(
-        f"Training: adjoint {summary['bench_training_adjoint_slices_per_second']:.1f} slices/s, backpropagation "
-        f"through the solver {summary['bench_training_autograd_slices_per_second']:.1f} slices/s "
-        f"({summary['bench_training_autograd_speedup']:.2f}×); peak memory of one forward + backward "
-        f"{summary['bench_memory_forward_backward_adjoint_peak_mib']:.0f} vs "
-        f"{summary['bench_memory_forward_backward_autograd_peak_mib']:.0f} MiB. Inference "
-        f"{summary['bench_inference_slices_per_second']:.1f} slices/s. The 101-frame flow: one solve "
-        f"{summary['bench_flow_one_solve_seconds']:.2f} s, 100 separate solves "
-        f"{summary['bench_flow_separate_solves_seconds']:.1f} s ({summary['bench_flow_ratio_separate_over_one']:.0f}×). "
-        f"The labelled variant with one U-Net of width {P['variant_per_modality_width']} per modality as the vector "
-        f"field (a section of each study A page) trains "
-        f"{summary['bench_training_per_modality_field_autograd_slices_per_second']:.1f} slices/s with backpropagation "
-        f"through the solver, {summary['bench_training_per_modality_field_slowdown_autograd']:.2f}× slower than the "
-        f"shared field ({summary['bench_training_per_modality_field_slowdown_adjoint']:.2f}× with the adjoint)."))
+    display(Markdown(cost.benchmark_paragraph(summary, P["variant_per_modality_width"])))
 else:
     print("Benchmark not run (run_benchmark: false in the parameter file).")
 
@@ -127,24 +87,9 @@ else:
 
 # %% tags=["hide-input"]
 if P["run_benchmark"]:
-    parallel_file = run.sub("parallel.json")
-    run_script("benchmarks/bench_parallel.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
-               "--depth", str(P["ode_depth"]), "--train-steps", str(P["ode_train_steps"]),
-               "--ode-batch", str(P["ode_batch_size"]), "--unet-batch", str(P["unet_batch_size"]),
-               "--unet-width", str(P["unet_base_width"]), "--unet-depth", str(P["unet_depth"]),
-               "--out", str(parallel_file))
-    parallel = json.loads(parallel_file.read_text())
-    rows = []
-    for workload, label in (("unet", "U-Net of Table I"), ("ode", "neural ODE (autograd)")):
-        measured = parallel[workload]
-        rows.append({"workload": label,
-                     f"1 process × {measured['one_process']['threads']} threads (slices/s)":
-                         measured["one_process"]["slices_per_second"],
-                     f"{measured['side_by_side']['processes']} processes × 1 thread (slices/s, together)":
-                         measured["side_by_side"]["slices_per_second"],
-                     "ratio": measured["speedup_side_by_side"]})
-        summary[f"parallel_speedup_{workload}"] = float(measured["speedup_side_by_side"])
-    parallel_table = pd.DataFrame(rows).set_index("workload")
+    parallel_table, measured = cost.parallel_table(cost.measure(
+        "benchmarks/bench_parallel.py", cost.bench_parallel_arguments(P), run.sub("parallel.json")))
+    summary.update(measured)
     run.table("parallel", parallel_table, index=True)
     display(parallel_table.round(2))
 
@@ -158,25 +103,10 @@ if P["run_benchmark"]:
 
 # %% tags=["hide-input"]
 if P["run_benchmark"]:
-    layout_file = run.sub("memory_format.json")
-    run_script("benchmarks/bench_memory_format.py", "--size", str(P["image_size"]), "--width", str(P["ode_base_width"]),
-               "--variant-width", str(P["variant_per_modality_width"]), "--depth", str(P["ode_depth"]),
-               "--unet-width", str(P["unet_base_width"]), "--unet-depth", str(P["unet_depth"]),
-               "--train-steps", str(P["ode_train_steps"]), "--ode-batch", str(P["ode_batch_size"]),
-               "--unet-batch", str(P["unet_batch_size"]), "--threads", "1", "--device", P["device"],
-               "--out", str(layout_file))
-    layout = json.loads(layout_file.read_text())
-    labels = {"unet4": "U-Net of Table I, all four modalities", "unet1": "U-Net of Table I, one modality",
-              "ode": "neural ODE, shared field (autograd)", "ode_per_modality": "neural ODE, per-modality variant (autograd)"}
-    layout_table = pd.DataFrame([
-        {"model": label,
-         "standard layout (slices/s)": layout[workload]["contiguous_slices_per_second"],
-         "channels-last (slices/s)": layout[workload]["channels_last_slices_per_second"],
-         "ratio": layout[workload]["channels_last_speedup"]}
-        for workload, label in labels.items()]).set_index("model")
+    layout_table, measured = cost.memory_format_table(cost.measure(
+        "benchmarks/bench_memory_format.py", cost.bench_memory_format_arguments(P), run.sub("memory_format.json")))
+    summary.update(measured)
     run.table("memory_format", layout_table, index=True)
-    for workload in labels:
-        summary[f"channels_last_speedup_{workload}"] = float(layout[workload]["channels_last_speedup"])
     display(layout_table.round(2))
 
 # %% [markdown]
@@ -192,20 +122,10 @@ if P["run_benchmark"]:
 
 # %% tags=["hide-input"]
 if P["run_benchmark"]:
-    grouped_file = run.sub("grouped_unet.json")
-    run_script("benchmarks/bench_grouped_unet.py", "--size", str(P["image_size"]),
-               "--variant-width", str(P["variant_per_modality_width"]), "--depth", str(P["ode_depth"]),
-               "--batch", str(P["ode_batch_size"]), "--threads", "1", "--out", str(grouped_file))
-    grouped = json.loads(grouped_file.read_text())
-    grouped_table = pd.DataFrame([
-        {"vector field": label, "ms per forward + backward": grouped[f"{name}_ms_per_pass"],
-         "× the shared field": grouped[f"{name}_ms_per_pass"] / grouped["shared_ms_per_pass"]}
-        for name, label in [("looped", "per-modality, four U-Nets in a loop (before)"),
-                            ("grouped", "per-modality, one grouped network (now)"),
-                            ("shared", "shared field of the paper, twice the width")]]).set_index("vector field")
+    grouped_table, measured = cost.grouped_unet_table(cost.measure(
+        "benchmarks/bench_grouped_unet.py", cost.bench_grouped_unet_arguments(P), run.sub("grouped_unet.json")))
+    summary.update(measured)
     run.table("grouped_unet", grouped_table, index=True)
-    summary["grouped_speedup_over_looped"] = float(grouped["grouped_speedup_over_looped"])
-    summary["grouped_cost_over_shared"] = float(grouped["grouped_cost_over_shared"])
     display(grouped_table.round(2))
 
 # %% [markdown]
@@ -223,24 +143,12 @@ if P["run_benchmark"]:
 
 # %% tags=["hide-input"]
 if P["run_benchmark"] and sys.platform.startswith("linux"):
-    slice_bytes = 4 * 4 * P["image_size"] ** 2  # four float32 channels
-    n_slices = int(min(4000, max(500, 512 * 2**20 // slice_bytes)))
-    slice_memory_file = run.sub("slice_memory.json")
-    run_script("benchmarks/bench_slice_memory.py", "--steps", "split", "fold", "renamed", "--slices", str(n_slices),
-               "--size", str(P["image_size"]), "--out", str(slice_memory_file))
-    slice_memory = json.loads(slice_memory_file.read_text())["steps"]
-    step_labels = {"split": "8:2 hold-out split", "fold": "one Table I fold, all four modalities",
-                   "renamed": "renamed cohort (permutation check)"}
-    memory_table = pd.DataFrame([
-        {"step": step_labels[step], "before": measured["before"], "before (× images)":
-             measured[measured["before"]]["peak_per_images"], "now": measured["now"],
-         "now (× images)": measured[measured["now"]]["peak_per_images"],
-         "images (MiB)": measured[measured["now"]]["images_mib"]}
-        for step, measured in slice_memory.items()]).set_index("step")
+    n_slices = cost.slice_memory_slices(P["image_size"])
+    memory_table, measured = cost.slice_memory_table(cost.measure(
+        "benchmarks/bench_slice_memory.py", ["--steps", "split", "fold", "renamed", "--slices", str(n_slices),
+                                             "--size", str(P["image_size"])], run.sub("slice_memory.json")))
+    summary.update(measured)
     run.table("slice_memory", memory_table, index=True)
-    for step, measured in slice_memory.items():
-        summary[f"slice_memory_{step}_before"] = float(measured[measured["before"]]["peak_per_images"])
-        summary[f"slice_memory_{step}_now"] = float(measured[measured["now"]]["peak_per_images"])
     display(Markdown(f"{n_slices} random slices of {P['image_size']}×{P['image_size']} px, four modalities:"))
     display(memory_table.round(2))
 elif P["run_benchmark"]:
@@ -254,27 +162,5 @@ else:
 # %% tags=["hide-input"]
 run.write_summary(summary)
 if P["run_benchmark"]:
-    display(Markdown(
-        f"- On {summary['device']}, backpropagation through the {P['ode_train_steps']} RK4 steps trains "
-        f"{summary['bench_training_autograd_speedup']:.2f}× as many slices per second as the adjoint and takes "
-        f"{summary['bench_memory_forward_backward_autograd_peak_mib'] / max(summary['bench_memory_forward_backward_adjoint_peak_mib'], 1e-9):.1f}× "
-        "its peak memory.\n"
-        f"- One solve on the 0.01 grid renders the 101 frames {summary['bench_flow_ratio_separate_over_one']:.0f}× "
-        "faster than 100 separate solves.\n"
-        f"- Processes side by side, one thread each, against one process with every thread: "
-        f"{summary['parallel_speedup_unet']:.2f}× the U-Net training throughput and "
-        f"{summary['parallel_speedup_ode']:.2f}× the neural ODE's.\n"
-        f"- The channels-last layout against the standard one: "
-        f"{min(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}–"
-        f"{max(v for k, v in summary.items() if k.startswith('channels_last_speedup_')):.2f}× the training "
-        "throughput of the models above.\n"
-        f"- The per-modality variant's field as one grouped network runs "
-        f"{summary['grouped_speedup_over_looped']:.2f}× as fast as its U-Nets in a loop, and costs "
-        f"{summary['grouped_cost_over_shared']:.2f}× the paper's shared field."))
-    if "slice_memory_fold_now" in summary:
-        display(Markdown(
-            "- Beyond the images themselves, a Table I fold holds "
-            f"{summary['slice_memory_fold_now']:.2f}× them now ({summary['slice_memory_fold_before']:.2f}× as it was "
-            f"done before), the split {summary['slice_memory_split_now']:.2f}× "
-            f"({summary['slice_memory_split_before']:.2f}×) and the renamed cohort "
-            f"{summary['slice_memory_renamed_now']:.2f}× ({summary['slice_memory_renamed_before']:.2f}×)."))
+    for block in cost.closing_blocks(summary, P["ode_train_steps"]):
+        display(Markdown(block))

@@ -63,7 +63,7 @@ def summary_record(*, target: str, split: Mapping[str, int], reference: Sequence
                    explained: Mapping[int, Any], variant: Mapping[int, Any], verdict: pd.DataFrame,
                    stems: Mapping[str, str], twin_rows: pd.DataFrame, tests: pd.DataFrame,
                    permutation_table: pd.DataFrame, separability: pd.DataFrame, minutes: float) -> dict:
-    """``summary.json`` of one study A page, in this key order:
+    """``summary.json`` of one study A page (the file sorts its keys; gathered in this order):
 
     ``target``, ``seeds``, the patient and slice counts of ``split``
     (:meth:`lib.study_a.data.StudyAData.split_sizes`), ``reference``; each seed's neural ODE

@@ -53,7 +53,7 @@ from lib.data.layout import detect_layout
 from lib.data.phantom import contrast_report, reference_contrast, summarise_contrast
 from lib.data.phantom_acquisition import acquisition_table
 from lib.data.slices import load_slices
-from lib.data.splits import holdout_split, kfold_split
+from lib.data.report import contrast_comparison, data_findings, data_summary, mean_et_share, splits_table
 from lib.data.validate import format_report, validate_cohort
 from lib.data.validate_demo import damaged_copies
 from lib.paper_numbers import PAPER_COHORT_GRADES
@@ -167,15 +167,7 @@ if limit:
     report = report.head(limit)
 ours = summarise_contrast(report)
 real = reference_contrast()
-common = [name for name in real.index if name in ours.index]
-table = pd.DataFrame({
-    "real: mean": real.loc[common, "mean"], "real: min": real.loc[common, "min"], "real: max": real.loc[common, "max"],
-    "this cohort: mean": ours.loc[common, "mean"], "this cohort: min": ours.loc[common, "min"],
-    "this cohort: max": ours.loc[common, "max"],
-})
-table["mean inside real range"] = (table["this cohort: mean"] >= table["real: min"]) & (
-    table["this cohort: mean"] <= table["real: max"])
-table.index.name = "figure"
+table = contrast_comparison(ours, real)
 run.table("contrast-vs-real", table, index=True)
 run.table("contrast-per-subject", report)
 label = "synthetic phantom" if cohort.synthetic else "this cohort"
@@ -211,8 +203,7 @@ else:
 
 # %%
 lgg = contrast_report(cohort.root, grade="LGG")
-lgg_et_share = float(lgg["et_share"].mean()) if len(lgg) else float("nan")
-hgg_et_share = float(report["et_share"].mean()) if len(report) else float("nan")
+lgg_et_share, hgg_et_share = mean_et_share(lgg), mean_et_share(report)
 print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f} "
       f"(HGG: {hgg_et_share:.3f})")
 
@@ -244,17 +235,7 @@ print(f"LGG subjects: {len(lgg)}; mean ET share of the tumour: {lgg_et_share:.3f
 # folds: study A's `cv_folds`):
 
 # %%
-ids = [s.subject_id for s in cohort.subjects]
-grades = [s.grade for s in cohort.subjects]
-train_ids, test_ids = holdout_split(ids, grades, test_fraction=0.2, seed=P["seed"])
-k = min(5, len(train_ids))
-folds = kfold_split(train_ids, [dict(zip(ids, grades))[i] for i in train_ids], k=k, seed=P["seed"])
-split_table = pd.DataFrame(
-    [{"part": "train", "subjects": len(train_ids), "HGG": sum(dict(zip(ids, grades))[i] == "HGG" for i in train_ids)},
-     {"part": "test", "subjects": len(test_ids), "HGG": sum(dict(zip(ids, grades))[i] == "HGG" for i in test_ids)}]
-    + [{"part": f"fold {j + 1} (validation)", "subjects": len(v), "HGG": sum(dict(zip(ids, grades))[i] == "HGG" for i in v)}
-       for j, (_, v) in enumerate(folds)])
-assert not set(train_ids) & set(test_ids)
+split_table = splits_table([s.subject_id for s in cohort.subjects], [s.grade for s in cohort.subjects], seed=P["seed"])
 run.table("splits", split_table)
 split_table
 
@@ -262,29 +243,8 @@ split_table
 # ## What this chapter found
 
 # %%
-in_range = int(table["mean inside real range"].sum())
-summary = {
-    "subjects": len(ids), "hgg": int(sum(g == "HGG" for g in grades)), "lgg": int(sum(g == "LGG" for g in grades)),
-    "hgg_share": None if pd.isna(hgg_share := grade_mix["HGG share"].iloc[0]) else float(hgg_share),
-    "slices": len(slices), "image_size": P["image_size"],
-    "contrast_figures": len(table), "contrast_figures_in_real_range": in_range,
-    # NaN (written as null) where the cohort has no HGG subject to measure (BraTS 2021 and 2023 have no grade)
-    "t1ce_cnr_et_vs_ed": float(ours["mean"].get("contrast-to-noise T1ce, ET vs ED", np.nan)),
-    "flair_cnr_et_vs_ed": float(ours["mean"].get("contrast-to-noise FLAIR, ET vs ED", np.nan)),
-    "lgg_et_share": lgg_et_share,
-}
+hgg_share = grade_mix["HGG share"].iloc[0]
+summary = data_summary(grades=[s.grade for s in cohort.subjects], hgg_share=hgg_share, slices=len(slices),
+                       image_size=P["image_size"], contrast=table, ours=ours, lgg_et_share=lgg_et_share)
 run.write_summary(summary)
-display(Markdown(
-    f"- The cohort has {summary['subjects']} subjects ({summary['hgg']} HGG, {summary['lgg']} LGG) and passed validation.\n"
-    f"- Its HGG share is {hgg_share:.0%}; the papers' cohorts hold "
-    f"{grade_mix['HGG share'].iloc[1:].min():.0%}–{grade_mix['HGG share'].iloc[1:].max():.0%} HGG.\n"
-    f"- {in_range} of {len(table)} contrast figures of its HGG subjects have their mean inside the range measured on real "
-    f"glioma MRI" + ("; the rows marked False above are where the phantom differs from the six real cases.\n"
-                     if in_range < len(table) else ".\n") +
-    f"- Enhancing tumour against edema: contrast-to-noise {summary['t1ce_cnr_et_vs_ed']:.2f} on T1ce and "
-    f"{summary['flair_cnr_et_vs_ed']:.2f} on FLAIR; the six real cases: "
-    f"{real.loc['contrast-to-noise T1ce, ET vs ED', 'mean']:.2f} and {real.loc['contrast-to-noise FLAIR, ET vs ED', 'mean']:.2f}"
-    f" (the table above says whether each is inside the real range).\n"
-    f"- Mean ET share of the tumour: {lgg_et_share:.3f} in LGG subjects, {hgg_et_share:.3f} in HGG subjects"
-    + (": the low grade enhances less." if lgg_et_share < hgg_et_share
-       else ": the low grade does not enhance less here." if lgg_et_share >= hgg_et_share else ".")))
+display(Markdown(data_findings(summary, hgg_share, grade_mix["HGG share"].iloc[1:], real, hgg_et_share)))

@@ -126,11 +126,7 @@ models, histories = {}, {}
 for seed in SEEDS:
     model, history = train_ode(P, data, seed, checkpoint=run.checkpoint(f"ode-{TARGET}-seed{seed}.pt"))
     models[seed], histories[seed] = model, history
-train_table = pd.DataFrame([{"seed": s, "epochs": len(h.epoch_losses), "first epoch loss": h.epoch_losses[0],
-                             "last epoch loss": h.epoch_losses[-1], "seconds": h.seconds,
-                             "training slices/s": h.slices_per_second,
-                             "weights": "reused (training cache)" if h.from_cache else "trained in this run"}
-                            for s, h in histories.items()])
+train_table = tables.training_table(histories)
 run.table("ode-training", train_table)
 train_table.round(3)
 

@@ -156,3 +156,12 @@ def test_eta_coverage_panels_leave_out_slices_with_empty_gamma():
     assert list(t1ce_coverage.get_ydata()) == [0.5, 1.0]  # the NaN slice is not averaged in
     assert list(axes[0].get_lines()[3].get_ydata()) == [0.25, 0.25]
     plt.close(fig)
+
+
+def test_training_table_says_where_the_weights_came_from():
+    histories = {0: SimpleNamespace(epoch_losses=[0.9, 0.5, 0.3], seconds=12.0, slices_per_second=20.0, from_cache=False),
+                 2: SimpleNamespace(epoch_losses=[0.8], seconds=0.1, slices_per_second=float("nan"), from_cache=True)}
+    table = tables.training_table(histories)
+    assert table.to_dict("records")[0] == {"seed": 0, "epochs": 3, "first epoch loss": 0.9, "last epoch loss": 0.3,
+                                           "seconds": 12.0, "training slices/s": 20.0, "weights": "trained in this run"}
+    assert table.iloc[1]["weights"] == "reused (training cache)" and table.iloc[1]["epochs"] == 1

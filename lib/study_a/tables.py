@@ -30,6 +30,17 @@ def _scores_text(scores: Mapping[str, float]) -> str:
     return ", ".join(f"{k} {v:.2g}" for k, v in scores.items())
 
 
+def training_table(histories: Mapping[int, Any]) -> pd.DataFrame:
+    """Per seed (``{seed: lib.train.TrainHistory}``): epochs, first and last epoch loss, seconds,
+    training slices/s, and whether the weights were trained in this run or reused from the
+    training cache."""
+    return pd.DataFrame([{"seed": s, "epochs": len(h.epoch_losses), "first epoch loss": h.epoch_losses[0],
+                          "last epoch loss": h.epoch_losses[-1], "seconds": h.seconds,
+                          "training slices/s": h.slices_per_second,
+                          "weights": "reused (training cache)" if h.from_cache else "trained in this run"}
+                         for s, h in histories.items()])
+
+
 def table_two(explained: Mapping[int, Any], data_label: str, paper: Mapping[str, float], paper_source: str) -> pd.DataFrame:
     """The paper's Table II layout: one column per seed (``"seed <s> (<data_label>)"``, mean ± sd
     over test patients) and the paper's own column (``paper_source``). Dice and sensitivity over the

@@ -152,3 +152,20 @@ def test_closing_lines_say_neither_when_t1_separates_nothing_better():
                              tests=TESTS, permutation_table=PERMUTATION, separability=separability, minutes=1.0)
     line = next(x for x in _lines(summary, seeds=[0]) if x.startswith("- Pixel separability"))
     assert line.endswith("T1 as a reference separates neither better.") and not math.isnan(summary["minutes"])
+
+
+def test_the_summary_page_reads_what_a_target_page_writes():
+    """across_targets.findings reads a target page's summary.json by key: the keys summary_record
+    writes are the ones it reads (a renamed key would read as "no verdict in its summary.json")."""
+    from lib.study_a import across_targets
+
+    summary = _summary({3: _explained([0.8, 0.6]), 5: _explained([0.5, 0.3])})
+    run = across_targets.TargetRun("ET", None, summary, None)
+    counts = pd.DataFrame({"agrees": [2], "partly": [1], "disagrees": [0], "no verdict": [0], "other": [0]},
+                          index=pd.Index(["ET"], name="target"))
+    page_summary, lines = across_targets.findings({"ET": run}, counts, pd.DataFrame())
+    assert page_summary["et_acc_verdict"] == "agrees" and page_summary["et_subset_unet_verdict"] == "agrees"
+    assert page_summary["et_occlusion_verdict"] == "partly"
+    assert lines[0].startswith("- **ET** (reference t1ce; 2 ODE seeds, mean test Dice 0.550): ")
+    assert "occlusion: **partly** (0/2 seeds)" in lines[0]
+    assert page_summary["paper_explanation_holds_for"] == "ET"

@@ -33,10 +33,37 @@ def test_the_unet_workload_has_the_table_i_unet_size_not_the_vector_field_size()
     assert (worker.width, worker.depth, worker.unet_width, worker.unet_depth) == (8, 4, 16, 5)
     default = bench.parse_args(["--width", "8", "--depth", "4"])  # without them: the shared size, as before
     assert bench.unet_size(default) == (8, 4) and bench.unet_size(worker) == (16, 5)
-    chapter = (REPO_ROOT / "book/study_a_cost.py").read_text()
-    call = chapter[chapter.index('run_script("benchmarks/bench_parallel.py"'):]
-    call = call[:call.index("--out")]
-    assert '"--unet-width", str(P["unet_base_width"])' in call and '"--unet-depth", str(P["unet_depth"])' in call
+    # the cost page's call (lib.study_a.cost) hands the page's U-Net size to the script
+    from lib.study_a import cost
+
+    page = bench.parse_args(cost.bench_parallel_arguments(_COST_PARAMS))
+    assert bench.unet_size(page) == (16, 5) and (page.width, page.depth) == (8, 4)
+
+
+# The sizes of a cost page, each distinct, so that an argument handed to the wrong option shows.
+_COST_PARAMS = {"image_size": 40, "ode_base_width": 8, "ode_depth": 4, "ode_train_steps": 3, "ode_batch_size": 6,
+                "variant_per_modality_width": 2, "unet_base_width": 16, "unet_depth": 5, "unet_batch_size": 7,
+                "device": "cpu", "num_threads": 1}
+
+
+@pytest.mark.parametrize("script, arguments, expected", [
+    ("bench_study_a", "bench_study_a_arguments",
+     {"size": 40, "width": 8, "depth": 4, "train_steps": 3, "batch": 6, "variant_width": 2, "threads": 1}),
+    ("bench_parallel", "bench_parallel_arguments",
+     {"size": 40, "width": 8, "depth": 4, "train_steps": 3, "ode_batch": 6, "unet_batch": 7, "unet_width": 16,
+      "unet_depth": 5}),
+    ("bench_memory_format", "bench_memory_format_arguments",
+     {"size": 40, "width": 8, "variant_width": 2, "depth": 4, "unet_width": 16, "unet_depth": 5, "train_steps": 3,
+      "ode_batch": 6, "unet_batch": 7, "threads": 1}),
+    ("bench_grouped_unet", "bench_grouped_unet_arguments",
+     {"size": 40, "variant_width": 2, "depth": 4, "batch": 6, "threads": 1}),
+])
+def test_the_cost_page_hands_each_script_its_sizes(script, arguments, expected):
+    """Each benchmark script parses what the cost page hands it (lib.study_a.cost), every size to its option."""
+    from lib.study_a import cost
+
+    parsed = vars(_load(script).parse_args(getattr(cost, arguments)(_COST_PARAMS)))
+    assert {key: parsed[key] for key in expected} == expected
 
 
 def test_compile_benchmark_rates_over_summed_time_and_compiles_the_fields_network_inside_an_ode():

@@ -22,8 +22,8 @@ from lib.study_a.ode import mean_dice
 from lib.study_a.tables import SEPARABILITY_REGIONS
 from lib.study_a.verdict import key_label, seed_agreement
 
-# Which key-modality result of an explained model each selection of key_modalities.json lists,
-# and whether the rule's scores go with it.
+# Which key-modality result of an explained model each selection of key_modalities.json lists, and
+# whether the rule's scores and reasons go with each entry (only the printed ACC's do).
 _SELECTIONS = (("acc_selection", "key_acc", True), ("acc_polarity_aware_selection", "key_acc_polarity", False),
                ("acc_logit_share_selection", "key_acc_logit_share", False))
 _MEASURE_SELECTIONS = (("occlusion_selection", "key_occlusion"), ("attribution_selection", "key_attribution"))

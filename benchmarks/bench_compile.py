@@ -28,6 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import write_report  # noqa: E402
+
 from benchmarks.bench_memory_format import add_workload_arguments, build  # noqa: E402  (the same models and sizes)
 
 MODES = ("eager", "compiled")
@@ -100,8 +102,6 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
 
-    from lib.io import write_json
-
     report = {"command": " ".join(sys.argv), "config": vars(args), "torch": torch.__version__}
     started = time.perf_counter()
     for workload in args.workloads:
@@ -112,10 +112,7 @@ def main(argv=None) -> dict:
             print(f"{workload}: eager {result['eager_slices_per_second']:.1f} slices/s, compiled "
                   f"{result['compiled_slices_per_second']:.1f} slices/s ({result['compiled_speedup']:.2f}x; "
                   f"{result['compile_and_warmup_seconds']:.0f} s to compile)", flush=True)
-    report["total_seconds"] = time.perf_counter() - started
-    write_json(args.out, report)
-    print(f"wrote {args.out} ({report['total_seconds']:.0f} s)")
-    return report
+    return write_report(report, args.out, started)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import write_report  # noqa: E402
+
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 WORKLOADS = ("unet4", "unet1", "ode", "ode_per_modality")
 LAYOUTS = ("contiguous", "channels_last")
@@ -111,8 +113,6 @@ def measure(args, workload: str) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from lib.io import write_json
-
     report = {"command": " ".join(sys.argv), "config": vars(args)}
     started = time.perf_counter()
     for workload in args.workloads:
@@ -120,10 +120,7 @@ def main(argv=None) -> dict:
         print(f"{workload}: contiguous {report[workload]['contiguous_slices_per_second']:.1f} slices/s, channels-last "
               f"{report[workload]['channels_last_slices_per_second']:.1f} slices/s "
               f"({report[workload]['channels_last_speedup']:.2f}x)", flush=True)
-    report["total_seconds"] = time.perf_counter() - started
-    write_json(args.out, report)
-    print(f"wrote {args.out} ({report['total_seconds']:.0f} s)")
-    return report
+    return write_report(report, args.out, started)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import write_report  # noqa: E402
+
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 WORKLOADS = ("unet", "ode")
 
@@ -160,8 +162,6 @@ def main(argv=None) -> dict:
     if args.worker:
         print(json.dumps(worker(args)))
         return {}
-    from lib.io import write_json
-
     report = {"command": " ".join(sys.argv), "config": {k: v for k, v in vars(args).items() if k not in ("worker", "threads")}}
     started = time.perf_counter()
     for workload in args.workloads:
@@ -170,10 +170,7 @@ def main(argv=None) -> dict:
               f"{report[workload]['one_process']['slices_per_second']:.1f} slices/s; {args.cpus} processes x 1 thread "
               f"{report[workload]['side_by_side']['slices_per_second']:.1f} slices/s "
               f"({report[workload]['speedup_side_by_side']:.2f}x)", flush=True)
-    report["total_seconds"] = time.perf_counter() - started
-    write_json(args.out, report)
-    print(f"wrote {args.out} ({report['total_seconds']:.0f} s)")
-    return report
+    return write_report(report, args.out, started)
 
 
 if __name__ == "__main__":

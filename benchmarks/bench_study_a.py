@@ -38,6 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import write_report  # noqa: E402
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -45,7 +47,6 @@ import torchdyn  # noqa: E402
 
 from benchmarks.rss import peak_rss_bytes, proc_status_bytes, reset_peak_rss  # noqa: E402
 from lib.device import device_name, resolve_device, seed_everything  # noqa: E402
-from lib.io import write_json  # noqa: E402
 from lib.models import SENSITIVITIES, NeuralODESegmenter, count_parameters  # noqa: E402
 from lib.train import TrainConfig, predict_logits, train_segmenter  # noqa: E402
 
@@ -273,10 +274,7 @@ def main(argv=None) -> dict:
     print("inference:", json.dumps(report["inference"]), flush=True)
     report["flow"] = flow_rendering(args, device)
     print("flow:", json.dumps(report["flow"]), flush=True)
-    report["total_seconds"] = time.perf_counter() - started
-    write_json(args.out, report)
-    print(f"wrote {args.out} ({report['total_seconds']:.0f} s)")
-    return report
+    return write_report(report, args.out, started)
 
 
 if __name__ == "__main__":

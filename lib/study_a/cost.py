@@ -9,7 +9,6 @@ measures nothing itself. The same scripts run from the command line with ``make 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from lib.io import read_json
 from lib.paths import REPO_ROOT
 
 # The figures of benchmarks/bench_study_a.py that go to summary.json as bench_<key with "_" for ".">.
@@ -50,7 +50,7 @@ def run_script(script: str, *arguments: str) -> None:
 def measure(script: str, arguments: Sequence[str], out: str | Path) -> dict[str, Any]:
     """Run ``script`` (:func:`run_script`) with ``arguments`` and ``--out out``; the JSON report it wrote."""
     run_script(script, *arguments, "--out", str(out))
-    return json.loads(Path(out).read_text())
+    return read_json(out)
 
 
 def bench_study_a_arguments(P: Mapping[str, Any]) -> list[str]:

@@ -44,7 +44,10 @@
 # `lib.explain.acc.segmentation_frames` (Eq. 5), `binarised_contribution` (Eq. 6),
 # `accumulated_contribution` (Eq. 7), `key_modalities_acc` (the paper's reading of the curves:
 # a key modality has a high final value and a positive slope). $J_t$ includes the 1×1 convolution's
-# bias so that $J_1$ is the model's own probability map; Eq. (6) has no bias, as printed.
+# bias so that $J_1$ is the model's own probability map; Eq. (6) has no bias, as printed. (The
+# model is trained and scored with `ode_train_steps` RK4 steps, and its flow is rendered on the
+# `render_frames` grid, so the two ends agree only up to the coarser solve's error: "Diagnostics the
+# paper lacks" measures the gap.)
 
 # %% tags=["parameters"]
 params_file = "params/study_a/et-default.yaml"
@@ -252,6 +255,14 @@ readout.round(3)
 # **How much of γ each η covers over t**, and how large η is: the pilot of this method on real glioma
 # data (`shared/reference/acc-pilot.md`) found η covering 4–96 % of the image while γ covered a few
 # per cent, which caps μ far below 1.
+#
+# **Is γ the model's own segmentation?** Eq. (7) divides by γ, the last frame of the flow rendered
+# on the fine grid; Table II and occlusion score the model's forward pass, solved on the training
+# grid. The table's last three columns compare the two ends: the largest difference in probability
+# at any pixel, and how far γ is from the model's segmentation (pooled Dice over the test slices,
+# and the pixels that differ). A Dice near 1 means the ACC explains the segmentation the model
+# makes; a large worst-pixel difference beside a Dice near 1 means the two probabilities differ
+# where both are on the same side of the threshold.
 
 # %%
 fig = eta_coverage_panels({s: e.acc for s, e in explained.items()}, data.modalities)
@@ -259,6 +270,8 @@ run.figure(f"eta-coverage-{TARGET}", fig)
 plt.show()
 coverage_table = tables.gamma_diagnostics(explained)
 run.table("gamma-diagnostics", coverage_table)
+display(Markdown(f"The model's forward pass: {P['ode_train_steps']} RK4 steps on [0, 1]; the rendered flow: "
+                 f"{P['render_frames'] - 1} steps ({P['render_frames']} frames)."))
 coverage_table
 
 # %% [markdown]

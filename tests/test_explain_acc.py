@@ -360,6 +360,34 @@ def test_acc_from_model_matches_step_by_step():
     assert model.training  # restored
 
 
+def test_segmentation_overlap_counts_for_a_pooled_dice():
+    a = np.array([[True, True, False], [False, False, False]])
+    b = np.array([[True, False, True], [False, False, True]])
+    # |a ∩ b| = 1, |a| + |b| = 2 + 3, differing pixels: (0,1), (0,2), (1,2)
+    assert acc.segmentation_overlap(a, b) == (1, 5, 3)
+    assert acc.segmentation_overlap(a, a) == (2, 4, 0)
+    with pytest.raises(ValueError, match="shape"):
+        acc.segmentation_overlap(a, b[:1])
+
+
+def test_acc_from_model_compares_gamma_with_the_models_own_segmentation():
+    # The flow agrees with the forward pass: gamma is the model's segmentation, Dice 1, no pixel differs.
+    images = np.random.default_rng(3).normal(size=(5, 2, 4, 4)).astype(np.float32)
+    same = acc.acc_from_model(ToyODE(), images, n_frames=6, batch_size=2)
+    assert same.gamma_model_dice == 1.0 and same.gamma_model_differing_pixels == 0
+
+    # A forward pass that flips the sign of the logit (a coarse solve far off the rendered flow):
+    # every pixel differs and the two segmentations are disjoint, so Dice 0.
+    class Opposite(ToyODE):
+        def forward(self, x):
+            return -self.readout(2 * x)
+
+    off = acc.acc_from_model(Opposite(), images, n_frames=6, batch_size=2)
+    assert off.gamma_model_dice == 0.0 and off.gamma_model_differing_pixels == images[:, 0].size
+    unchecked = acc.acc_from_model(ToyODE(), images, n_frames=6, check_final_frame=False)
+    assert math.isnan(unchecked.gamma_model_dice) and unchecked.gamma_model_differing_pixels == -1
+
+
 def test_acc_from_model_reports_a_non_finite_final_frame_check_as_nan():
     # A model whose forward pass gives nan on one batch: J_1 cannot be checked against it there,
     # so the check must not report agreement (max(0.0, nan) == 0.0 would).
@@ -371,6 +399,7 @@ def test_acc_from_model_reports_a_non_finite_final_frame_check_as_nan():
     images = np.random.default_rng(3).normal(size=(3, 2, 4, 4)).astype(np.float32)
     run = acc.acc_from_model(NaNForward(), images, n_frames=3, batch_size=2)
     assert math.isnan(run.final_frame_error)
+    assert math.isnan(run.gamma_model_dice) and run.gamma_model_differing_pixels == -1
 
 
 def test_acc_slices_segmented_leaves_out_slices_with_empty_gamma():

@@ -18,15 +18,16 @@ def _result(key, scores, params=None):
                              params=params or {})
 
 
-def _explained(dice, acc_key=("t1ce",), occlusion_key=("t1ce", "t1")):
+def _explained(dice, acc_key=("t1ce",), occlusion_key=("t1ce", "t1"), gamma_model_dice=0.99):
     """An explained model: test Dice per patient (a patient with no target pixels is left out of the
-    mean), and the key modalities of each measure."""
+    mean), the key modalities of each measure, and how well γ matches the model's segmentation."""
     scores = pd.DataFrame({"subject": [f"p{i}" for i in range(len(dice) + 1)], "dice": list(dice) + [1.0],
                            "target_pixels": [10] * len(dice) + [0]})
     return SimpleNamespace(
         scores=scores, key_acc=_result(acc_key, {"t1ce": 0.6, "flair": 0.2}, params={"min_final": 0.1}),
         key_acc_polarity=_result(("flair",), {}), key_acc_logit_share=_result((), {}),
-        key_occlusion=_result(occlusion_key, {}), key_attribution=_result(("t1ce",), {}))
+        key_occlusion=_result(occlusion_key, {}), key_attribution=_result(("t1ce",), {}),
+        acc=SimpleNamespace(gamma_model_dice=gamma_model_dice))
 
 
 SPLIT = {"train_patients": 8, "test_patients": 2, "train_slices": 30, "test_slices": 7}
@@ -53,12 +54,13 @@ def _summary(explained, variant=None, verdict=VERDICT):
 
 
 def test_summary_record_keys_order_and_values():
-    explained = {3: _explained([0.8, 0.6]), 5: _explained([0.5, 0.3])}
+    explained = {3: _explained([0.8, 0.6]), 5: _explained([0.5, 0.3], gamma_model_dice=math.nan)}
     summary = _summary(explained, variant={3: _explained([0.9, 0.7])})
     assert summary == {
         "target": "ET", "seeds": 2, **SPLIT, "reference": "t1ce",
         "ode_test_dice_seed3": pytest.approx(0.7), "ode_test_dice_seed5": pytest.approx(0.4),
         "ode_test_dice_mean": pytest.approx(0.55),  # the patient without target is in no mean
+        "gamma_model_dice_seed3": 0.99, "gamma_model_dice_seed5": None,  # not checked: null, not NaN, in JSON
         "variant_per_modality_test_dice_seed3": pytest.approx(0.8),
         "acc_verdict": "agrees", "acc_seeds_agreeing": "2/2", "occlusion_verdict": "partly",
         "occlusion_seeds_agreeing": "0/2", "subset_unet_verdict": "agrees", "subset_unet_seeds_agreeing": "—",
@@ -126,6 +128,9 @@ def test_closing_lines_read_the_summary_and_tables():
     lines = _lines(summary)
     assert lines[0] == "- **Target ET**, 2 seeds, synthetic phantom; reference: t1ce (planted truth)."
     assert lines[1] == "- Neural ODE test Dice per seed: 0.700, 0.400 (paper, Table II: 0.810 on BraTS 2020)."
+    assert lines[2] == ("- γ, which Eq. (7) reads from the rendered flow, against the model's own segmentation "
+                        "(Dice per seed): 0.990, 0.990 (1: the ACC explains the segmentation the model makes).")
+    lines = lines[:2] + lines[3:]
     assert lines[3] == ("- occlusion: t1ce+t1 (2/2) → **partly**. Renamed files: follows the contrast "
                         "(on t1ce+flair only: yes).")
     assert lines[5] == ("- Diagnostic subset t1+t1ce (no verdict reads it): Dice 0.740 vs baseline 0.760 "
@@ -139,9 +144,11 @@ def test_closing_lines_without_the_renamed_run_with_a_variant_and_a_cache():
     summary = _summary({3: _explained([0.8, 0.6]), 5: _explained([0.5, 0.3])}, variant={7: _explained([0.25])})
     lines = _lines(summary, swap=[], variant_seeds=[7], verdict=VERDICT.drop(columns=["renamed t1ce↔flair"]),
                    cache_usage={"/nonexistent/cache": {"trained": 2, "reused": 1}})
-    assert lines[2] == "- Variant with one U-Net per modality (not in the paper), test Dice per seed: 0.250."
-    assert lines[3] == "- ACC, Eq. 6-7 as printed (paper's rule): t1ce (2/2) → **agrees**."
+    assert lines[3] == "- Variant with one U-Net per modality (not in the paper), test Dice per seed: 0.250."
+    assert lines[4] == "- ACC, Eq. 6-7 as printed (paper's rule): t1ce (2/2) → **agrees**."
     assert lines[-1].startswith("- Training cache `/nonexistent/cache`: 2 models trained in this run, 1 reused")
+    unchecked = _summary({3: _explained([0.8], gamma_model_dice=math.nan), 5: _explained([0.5], gamma_model_dice=0.5)})
+    assert "segmentation (Dice per seed): not checked, 0.500 (1:" in _lines(unchecked)[2]
     assert not any("Renamed files" in line for line in lines)
 
 

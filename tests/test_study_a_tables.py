@@ -38,6 +38,7 @@ class _ACC:
     t = np.array([0.0, 1.0])
     gamma = np.array([[[True, False], [False, False]], [[False, False], [False, False]]])
     final_frame_error = 1e-7
+    gamma_model_dice, gamma_model_differing_pixels = 0.96, 3
     # (T = 2, N = 2, m = 4): coverage NaN on the slice with an empty γ
     eta_coverage = np.array([[[0.0, 0.5, 0.0, 0.0], [np.nan] * 4], [[0.0, 1.0, 0.0, 0.0], [np.nan] * 4]])
     eta_area = np.full((2, 2, 4), 0.25)
@@ -91,6 +92,7 @@ def test_acc_key_table_reads_both_choices_of_slices():
 def test_gamma_and_occlusion_tables():
     gamma = tables.gamma_diagnostics({1: _explained()}).iloc[0]
     assert gamma["empty γ slices"] == 1 and gamma["test slices"] == 2 and gamma["mean γ area (%)"] == 12.5
+    assert gamma["Dice(γ, model's segmentation)"] == 0.96 and gamma["pixels where γ and the model differ"] == 3
     by_grade = tables.occlusion_by_grade_table({1: _explained()}, MODALITIES)
     hgg, lgg = by_grade.iloc[0], by_grade.iloc[1]
     assert (hgg["grade"], hgg["test slices with the target"], hgg["drop, t1ce occluded"]) == ("HGG", 4, 0.4)

@@ -46,6 +46,7 @@ __all__ = [
     "final_segmentation",
     "segmentation_from_logits",
     "final_frame_error",
+    "segmentation_overlap",
     "weighted_frames",
     "binarised_contribution",
     "binarised_contribution_polarity_aware",
@@ -185,6 +186,18 @@ def final_frame_error(I_1: Any, w: Any, b: Any, logits: Any) -> float:
         logits = logits[:, 0]
     j_1 = segmentation_frames(I_1, w, b, include_bias=True)
     return float(np.max(np.abs(j_1 - _sigmoid(logits.astype(np.float64)))))
+
+
+def segmentation_overlap(a: Any, b: Any) -> tuple[int, int, int]:
+    """Counts for a Dice pooled over batches: (|a ∩ b|, |a| + |b|, pixels where a and b differ).
+
+    a, b : bool masks of one shape, e.g. gamma (Eq. 4 on the rendered flow's last frame) and the
+    model's own segmentation (:func:`segmentation_from_logits`). Pooled Dice = 2 Σ|a ∩ b| / Σ(|a| + |b|).
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
+    return int((a & b).sum()), int(a.sum() + b.sum()), int((a != b).sum())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -512,6 +525,11 @@ class ACCRun:
         profile's size it is ~4.5 GB per model, and the chapter keeps every model's run).
     final_frame_error : max |J_1 - sigma(model(x))| (nan when not checked).
     kept_frames : {slice index: I_t (T, m, H, W)} for the slices asked for in ``keep_slices``.
+    gamma_model_dice : Dice between gamma and the model's own segmentation (its forward pass,
+        thresholded), pooled over the slices; 1 when both are empty; nan when not checked or
+        the model's output is not finite. The
+        flow is rendered on a finer grid than the model's forward pass solves on, so the two can differ.
+    gamma_model_differing_pixels : pixels where they differ (-1 when not checked or not finite).
     """
 
     t: np.ndarray
@@ -527,6 +545,8 @@ class ACCRun:
     I_1: np.ndarray | None
     final_frame_error: float
     kept_frames: dict[int, np.ndarray] = field(default_factory=dict)
+    gamma_model_dice: float = math.nan
+    gamma_model_differing_pixels: int = -1
 
     def segmented_slices(self) -> np.ndarray:
         """(N,) bool: the slices whose final segmentation gamma (the model's own, Eq. 4) is non-empty."""
@@ -582,6 +602,7 @@ def acc_from_model(
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("gamma", "mu", "mu_pa", "share", "cov", "area", "I_1")}
     kept_frames: dict[int, np.ndarray] = {}
     worst_error = math.nan if not check_final_frame else 0.0
+    overlap = [0, 0, 0]  # |gamma ∩ own|, |gamma| + |own|, differing pixels, summed over batches
     stages = None
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
@@ -609,9 +630,12 @@ def acc_from_model(
                     if start + offset in keep:
                         kept_frames[start + offset] = frames[:, offset].copy()
                 if check_final_frame:
-                    error = final_frame_error(last, w, b, model(x))
+                    logits = model(x)
+                    error = final_frame_error(last, w, b, logits)
                     # nan (a non-finite J_1 or model output) must not be swallowed by max()
                     worst_error = error if math.isnan(error) else max(worst_error, error)
+                    counts = segmentation_overlap(gamma, segmentation_from_logits(logits, threshold))
+                    overlap = [total + count for total, count in zip(overlap, counts)]
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
@@ -631,4 +655,7 @@ def acc_from_model(
         I_1=np.concatenate(parts["I_1"], axis=0),
         final_frame_error=float(worst_error),
         kept_frames=kept_frames,
+        # not checked, or a non-finite model output (its mask would read as empty): no agreement to report
+        gamma_model_dice=(math.nan if math.isnan(worst_error) else 1.0 if overlap[1] == 0 else 2 * overlap[0] / overlap[1]),
+        gamma_model_differing_pixels=-1 if math.isnan(worst_error) else overlap[2],
     )

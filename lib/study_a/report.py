@@ -67,7 +67,8 @@ def summary_record(*, target: str, split: Mapping[str, int], reference: Sequence
 
     ``target``, ``seeds``, the patient and slice counts of ``split``
     (:meth:`lib.study_a.data.StudyAData.split_sizes`), ``reference``; each seed's neural ODE
-    test Dice (``ode_test_dice_seed<s>``) and their mean, then the per-modality variant's; each
+    test Dice (``ode_test_dice_seed<s>``) and their mean; the Dice between each seed's γ and its
+    model's own segmentation (``gamma_model_dice_seed<s>``, null when not checked); the per-modality variant's test Dice; each
     verdict row's ``<stem>_verdict`` and ``<stem>_seeds_agreeing`` (``stems``:
     :func:`lib.study_a.measures.summary_stems`; a row without a stem is an error, not skipped);
     ``acc_most_frequent_key``; what each tumour-free twin adds (``twin_added_real_<twin>``,
@@ -80,6 +81,9 @@ def summary_record(*, target: str, split: Mapping[str, int], reference: Sequence
     for s, e in explained.items():
         summary[f"ode_test_dice_seed{s}"] = mean_dice(e.scores)
     summary["ode_test_dice_mean"] = float(np.mean([mean_dice(e.scores) for e in explained.values()]))
+    for s, e in explained.items():
+        agreement = float(e.acc.gamma_model_dice)
+        summary[f"gamma_model_dice_seed{s}"] = None if np.isnan(agreement) else agreement
     for s, e in variant.items():
         summary[f"variant_per_modality_test_dice_seed{s}"] = mean_dice(e.scores)
     for _, row in verdict.iterrows():
@@ -116,6 +120,10 @@ def closing_lines(summary: Mapping[str, Any], *, seeds: Sequence[int], variant_s
              f"{summary['reference']} ({reference_source})."]
     lines.append("- Neural ODE test Dice per seed: " + ", ".join(f"{summary[f'ode_test_dice_seed{s}']:.3f}" for s in seeds)
                  + f" (paper, Table II: {paper_dice:.3f} on BraTS 2020).")
+    lines.append("- γ, which Eq. (7) reads from the rendered flow, against the model's own segmentation (Dice per seed): "
+                 + ", ".join("not checked" if summary[f"gamma_model_dice_seed{s}"] is None
+                             else f"{summary[f'gamma_model_dice_seed{s}']:.3f}" for s in seeds)
+                 + " (1: the ACC explains the segmentation the model makes).")
     if variant_seeds:
         lines.append("- Variant with one U-Net per modality (not in the paper), test Dice per seed: "
                      + ", ".join(f"{summary[f'variant_per_modality_test_dice_seed{s}']:.3f}" for s in variant_seeds) + ".")

@@ -45,7 +45,7 @@ def test_channel_mixing_detects_swapped_channels():
     end = 2.0 * start[:, [1, 0, 2]] + 0.05 * rng.normal(size=start.shape)  # channels 0 and 1 swapped
     end[:, 2] *= -1  # channel 2 keeps its modality with flipped sign
     mixing = diag.channel_mixing(start, end, modalities=("flair", "t1ce", "t2"))
-    assert mixing.index.name == "input_t0" and mixing.columns.name == "channel_t1"
+    assert mixing.index.name == "input at t = 0" and mixing.columns.name == "channel at t = 1"
     r = mixing.to_numpy()
     assert abs(r[0, 0]) < 0.2 and abs(r[1, 1]) < 0.2  # diagonal low
     assert r[1, 0] > 0.95 and r[0, 1] > 0.95  # off-diagonal high

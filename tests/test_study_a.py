@@ -13,7 +13,7 @@ from lib.stats import mean_sd
 from lib.study_a.comparison import average_over_seeds, comparison_subsets, table_one
 from lib.study_a.data import swap_modality_names
 from lib.study_a.verdict import (follows, follows_on_pair, holds_contrasts, min_pairs_for_significance, subset_outcome,
-                                 subset_verdict, subset_verdict_by_grade, verdict_rows)
+                                 subset_outcome_text, subset_verdict, subset_verdict_by_grade, verdict_rows)
 
 MODS = ("t1", "t1ce", "t2", "flair")
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -126,10 +126,20 @@ def _tests(key_diff, comp_diff, comp_significant=True, baseline=0.8):
     """A hand-made table_one tests frame: the two subsets' mean Dice difference to the baseline."""
     return pd.DataFrame([
         {"subset": "paper key", "dice_mean_diff_vs_baseline": key_diff, "significant_by_patient": True,
-         "baseline_dice": baseline},
+         "p_by_patient": 0.001, "baseline_dice": baseline},
         {"subset": "paper complement", "dice_mean_diff_vs_baseline": comp_diff,
-         "significant_by_patient": comp_significant, "baseline_dice": baseline},
+         "significant_by_patient": comp_significant, "p_by_patient": 0.01 if comp_significant else 0.3,
+         "baseline_dice": baseline},
     ])
+
+
+def test_the_subset_verdict_says_the_differences_and_p_values_it_read():
+    # "near baseline" is a margin on the Dice difference, not the paper's "without significance":
+    # the text shows the p-value beside it, so a significant small difference is visible
+    verdict, text = subset_verdict(_tests(-0.01, -0.5), True, False, 0.05, 0.1)
+    assert verdict == "agrees"
+    assert text == "paper key subset near baseline (-0.010, p = 0.001); complement clearly lower (-0.500, p = 0.01)"
+    assert subset_outcome_text(_tests(-0.01, -0.5).iloc[:1], "paper complement", 0.05, 0.1) == "not run"
 
 
 def test_a_large_drop_that_is_not_significant_is_not_clearly_lower():
@@ -502,9 +512,11 @@ def test_twin_reading_of_all_inputs_reads_the_baseline_as_the_real_row():
 
 @pytest.mark.parametrize("d_without, d_with, d_twin, reading", [
     (-0.092, -0.020, -0.120, "what the real t1 adds is what it shows of the tumour, not the anatomy it shares."),
-    (-0.077, -0.038, +0.051, "the tumour-free one adds more than the real one: the anatomy it shares helps, and the "
-                             "tumour as the real t1 shows it costs 0.089 Dice here."),
-    (-0.100, -0.020, -0.040, "75% of what the real t1 adds is the anatomy it shares."),
+    (-0.077, -0.038, +0.051, "the tumour-free one adds 0.089 Dice more than the real one; it is a reference no real "
+                             "scan gives (every change of t1ce from it marks the lesion), so this measures more than "
+                             "the anatomy they share."),
+    (-0.100, -0.020, -0.040, "the tumour-free one adds 75% of that: the part of the real t1's help that does not "
+                             "come from the tumour it shows."),
     (-0.100, -0.110, -0.120, "neither adds anything here, so there is nothing to split."),
 ])
 def test_twin_reading_text_says_what_the_two_differences_allow(d_without, d_with, d_twin, reading):

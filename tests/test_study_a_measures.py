@@ -100,7 +100,7 @@ def test_measure_rows_read_every_measure_against_the_same_seed_and_the_reference
     assert [r["measure"] for r in rows] == [m.label for m in MEASURES]
     assert {r["verdict"] for r in rows} == {"follows the contrast"}
     assert {r["against the reference"] for r in rows} == {"follows the contrast"}
-    assert rows[0]["test Dice"] == 0.7 and rows[0]["key on renamed cohort"] == "flair"
+    assert rows[0]["renamed model's test Dice"] == 0.7 and rows[0]["key on renamed cohort"] == "flair"
     # a measure that kept its answer follows the channel's name
     kept = measure_rows(0, _model(("t1ce",)), _model(("t1ce",)), ("t1ce",), swap)
     assert {r["verdict"] for r in kept} == {"follows the channel name/position"}
@@ -124,11 +124,13 @@ def test_subset_row_puts_the_renamed_reference_subset_in_the_keys_place():
 
     def tests(key_diff, comp_diff):
         return pd.DataFrame([{"subset": role, "dice_mean_diff_vs_baseline": diff, "significant_by_patient": True,
-                              "baseline_dice": 0.8} for role, diff in (("paper key", key_diff), ("paper complement", comp_diff))])
+                              "p_by_patient": 0.001, "baseline_dice": 0.8} for role, diff in (("paper key", key_diff), ("paper complement", comp_diff))])
     # after t1ce <-> flair the complement (t1+t2+"flair") holds T1ce's image: near baseline there follows the contrast
     assert subset_row(tests(-0.4, -0.01), subsets, ("t1ce",), swap, 0.05, 0.1)["verdict"] == "follows the contrast"
     row = subset_row(tests(-0.01, -0.4), subsets, ("t1ce",), swap, 0.05, 0.1)
     assert row["verdict"] == "disagrees" == row["on the swapped pair"] and row["measure"] == SUBSET_LABEL
+    assert row["key on renamed cohort"] == ("paper key subset near baseline (-0.010, p = 0.001); "
+                                            "complement clearly lower (-0.400, p = 0.001)")
 
 
 def test_with_renamed_columns_joins_the_seeds_readings_per_verdict_row():

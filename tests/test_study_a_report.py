@@ -133,8 +133,8 @@ def test_closing_lines_read_the_summary_and_tables():
     lines = lines[:2] + lines[3:]
     assert lines[3] == ("- occlusion: t1ce+t1 (2/2) → **partly**. Renamed files: follows the contrast "
                         "(on t1ce+flair only: yes).")
-    assert lines[5] == ("- Diagnostic subset t1+t1ce (no verdict reads it): Dice 0.740 vs baseline 0.760 "
-                        "(difference -0.020, p = 0.4 by patient).")
+    assert lines[5] == ("- Diagnostic subset t1+t1ce (no verdict reads it): Dice 0.740 vs baseline 0.760"
+                        ", means over patients (Table I's cells average the folds; difference -0.020, p = 0.4 by patient).")
     assert lines[6].endswith("necrosis/core 0.600 vs 0.550: T1 as a reference separates enhancing rim better.")
     assert lines[7] == "- Run time: 12.3 min on CPU."
     assert len(lines) == 8 and not any("Variant" in line or "Training cache" in line for line in lines)

@@ -77,6 +77,7 @@ def test_table_two_seed_columns_beside_the_paper_column():
     assert seed["Specificity"] == "0.990 ± 0.010"     # all three patients
     assert seed["patients (with target)"] == "3 (2)"
     assert table.loc["Dice", "paper (BraTS 2020)"] == "0.812"
+    assert table.loc["Specificity", "paper (BraTS 2020)"] == "—"  # a row the paper does not give
 
 
 def test_acc_key_table_reads_both_choices_of_slices():
@@ -98,7 +99,8 @@ def test_gamma_and_occlusion_tables():
     assert (hgg["grade"], hgg["test slices with the target"], hgg["drop, t1ce occluded"]) == ("HGG", 4, 0.4)
     assert np.isnan(hgg["drop, t2 occluded"]) and hgg["occlusion key"] == "t1ce+t1"
     assert hgg["largest single drop"] == "t1ce" and hgg["note"] == ""
-    assert np.isnan(lgg["test slices with the target"]) and lgg["occlusion key"] == "no verdict"
+    assert pd.isna(lgg["test slices with the target"]) and lgg["occlusion key"] == "no verdict"
+    assert str(by_grade["test slices with the target"].dtype) == "Int64"  # counts print as 4, not 4.0
     assert lgg["note"] == "named ()"
     assert tables.occlusion_key_table({1: _explained()}).to_dict("records") == [
         {"seed": 1, "occlusion key": "t1ce+t1", "reasons": "named ('t1ce', 't1')"}]

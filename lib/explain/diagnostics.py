@@ -127,8 +127,8 @@ def channel_mixing(I_0: Any, I_1: Any, brain_mask: Any = None, modalities: Seque
 
     I_0 : (N, m, H, W) inputs; I_1 : (N, m, H, W) last flow frame; brain_mask : optional (N, H, W)
     bool (default: every pixel). Pixels are pooled over all slices (inside the brain mask) before
-    correlating. Returns an m x m DataFrame: rows = input modality at t = 0 (index ``input_t0``),
-    columns = ODE channel at t = 1, named by the modality it started as (``channel_t1``).
+    correlating. Returns an m x m DataFrame: rows = input modality at t = 0 (index "input at t = 0"),
+    columns = ODE channel at t = 1, named by the modality it started as ("channel at t = 1": not the T1 channel).
     The diagonal says how much channel k still reflects its own modality; a large off-diagonal
     |r| means the flow moved another modality's information into that channel, so Eq. (6)-(7)'s
     "contribution of modality k" is not about modality k. A constant channel gives nan.
@@ -179,8 +179,8 @@ def channel_mixing(I_0: Any, I_1: Any, brain_mask: Any = None, modalities: Seque
     r = np.where(np.outer(norm0, norm1) > 0, r, np.nan)
     return pd.DataFrame(
         np.clip(r, -1.0, 1.0),
-        index=pd.Index(names, name="input_t0"),
-        columns=pd.Index(names, name="channel_t1"),
+        index=pd.Index(names, name="input at t = 0"),
+        columns=pd.Index(names, name="channel at t = 1"),
     )
 
 
@@ -197,7 +197,7 @@ def self_fidelity(mixing: pd.DataFrame) -> pd.Series:
     for j in range(n_channels):
         others = np.delete(magnitude[:, j], j)
         values.append(magnitude[j, j] - (np.nanmax(others) if others.size and not np.all(np.isnan(others)) else 0.0))
-    return pd.Series(values, index=pd.Index(list(mixing.columns), name="channel_t1"), name="self_fidelity")
+    return pd.Series(values, index=pd.Index(list(mixing.columns), name="channel at t = 1"), name="self_fidelity")
 
 
 def best_matching_input(mixing: pd.DataFrame) -> pd.Series:
@@ -206,7 +206,7 @@ def best_matching_input(mixing: pd.DataFrame) -> pd.Series:
     best = {
         column: (magnitude[column].idxmax() if magnitude[column].notna().any() else None) for column in mixing.columns
     }
-    return pd.Series(best, name="best_matching_input").rename_axis("channel_t1")
+    return pd.Series(best, name="best_matching_input").rename_axis("channel at t = 1")
 
 
 def empty_gamma_count(gamma: Any) -> int:

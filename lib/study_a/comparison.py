@@ -124,10 +124,14 @@ def twin_reading_text(row: Mapping[str, Any], tumour_free: str, without: str) ->
     elif not free > 0:
         reading = f"what the real {tumour_free} adds is what it shows of the tumour, not the anatomy it shares"
     elif free > real:
-        reading = (f"the tumour-free one adds more than the real one: the anatomy it shares helps, and the tumour as "
-                   f"the real {tumour_free} shows it costs {free - real:.3f} Dice here")
+        # A render without the tumour is no anatomy-only image: it is a reference no scan gives, and
+        # any difference from it on the other inputs marks the lesion. Say so rather than "anatomy".
+        reading = (f"the tumour-free one adds {free - real:.3f} Dice more than the real one; it is a reference no real "
+                   f"scan gives (every change of {without} from it marks the lesion), so this measures more than "
+                   f"the anatomy they share")
     else:
-        reading = f"{free / real:.0%} of what the real {tumour_free} adds is the anatomy it shares"
+        reading = (f"the tumour-free one adds {free / real:.0%} of that: the part of the real {tumour_free}'s help "
+                   f"that does not come from the tumour it shows")
     return f"{head}: {reading}."
 
 

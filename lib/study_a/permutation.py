@@ -30,7 +30,7 @@ def measure_rows(seed: int, renamed: Any, original: Any | None, reference: Seque
         renamed_key = measure.read(renamed).key
         original_key = measure.read(original).key if original is not None else ()
         rows.append({"seed": seed, "measure": measure.label, "key on original cohort": key_label(original_key),
-                     "key on renamed cohort": key_label(renamed_key), "test Dice": mean_dice(renamed.scores),
+                     "key on renamed cohort": key_label(renamed_key), "renamed model's test Dice": mean_dice(renamed.scores),
                      "verdict": follows(renamed_key, original_key, swap),
                      "on the swapped pair": follows_on_pair(renamed_key, original_key, swap),
                      "against the reference": follows(renamed_key, reference, swap)})
@@ -49,7 +49,7 @@ def subset_row(tests: pd.DataFrame, subsets: dict, reference: Sequence[str], swa
     verdict, text = subset_verdict(tests, holds_key, holds_complement, near, clearly_lower)
     outcome = "follows the contrast" if verdict == "agrees" else verdict
     return {"seed": "—", "measure": SUBSET_LABEL, "key on original cohort": "—", "key on renamed cohort": text,
-            "test Dice": float("nan"), "verdict": outcome, "on the swapped pair": outcome,
+            "renamed model's test Dice": float("nan"), "verdict": outcome, "on the swapped pair": outcome,
             "against the reference": outcome}
 
 

@@ -133,8 +133,9 @@ def closing_lines(summary: Mapping[str, Any], *, seeds: Sequence[int], variant_s
         lines.append(f"- {row['measure']}: {row['key modalities (seeds)']} → **{row['verdict']}**.{extra}")
     for _, row in tests[tests["subset"].str.startswith("diagnostic")].iterrows():
         lines.append(f"- {row['subset'].replace('diagnostic: ', 'Diagnostic subset ')} (no verdict reads it): Dice "
-                     f"{row['subset_dice']:.3f} vs baseline {row['baseline_dice']:.3f} (difference "
-                     f"{row['dice_mean_diff_vs_baseline']:+.3f}, p = {row['p_by_patient']:.2g} by patient).")
+                     f"{row['subset_dice']:.3f} vs baseline {row['baseline_dice']:.3f}, means over patients (Table I's cells "
+                     f"average the folds; difference {row['dice_mean_diff_vs_baseline']:+.3f}, p = "
+                     f"{row['p_by_patient']:.2g} by patient).")
     for _, row in twin_rows.iterrows():
         lines.append("- " + twin_reading_text(row, "+".join(twin_tumour_free), "+".join(subsets[row["without"]]))
                      + " (Table I differences of this size moved by up to 0.05 between two builds that differed only "

@@ -43,7 +43,7 @@ def training_table(histories: Mapping[int, Any]) -> pd.DataFrame:
 
 def table_two(explained: Mapping[int, Any], data_label: str, paper: Mapping[str, float], paper_source: str) -> pd.DataFrame:
     """The paper's Table II layout: one column per seed (``"seed <s> (<data_label>)"``, mean ± sd
-    over test patients) and the paper's own column (``paper_source``). Dice and sensitivity over the
+    over test patients) and the paper's own column (``paper_source``; "—" where it prints nothing). Dice and sensitivity over the
     patients with some target, accuracy (%) and specificity over all test patients."""
     columns = {}
     for seed, e in explained.items():
@@ -53,7 +53,7 @@ def table_two(explained: Mapping[int, Any], data_label: str, paper: Mapping[str,
             "Sensitivity": mean_sd(some["sensitivity"]), "Specificity": mean_sd(e.scores["specificity"]),
             "patients (with target)": f"{len(e.scores)} ({len(some)})"}
     columns[paper_source] = {k: f"{v:.3f}" for k, v in paper.items()}
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns).fillna("—")  # a row the paper does not print (its patient count)
 
 
 def acc_key_table(explained: Mapping[int, Any], acc_slices: str, rule: ACCRule) -> pd.DataFrame:
@@ -99,14 +99,18 @@ def occlusion_key_table(explained: Mapping[int, Any]) -> pd.DataFrame:
 def occlusion_by_grade_table(explained: Mapping[int, Any], modalities: Sequence[str]) -> pd.DataFrame:
     """Occlusion on each grade's test slices alone: per seed and grade, the slices with the target,
     the Dice drop when each modality is occluded, the rule's key and the largest single drop; a
-    grade without enough patients has no table, NaN drops and the rule's reason as its note."""
-    return pd.DataFrame([
+    grade without enough patients has no table, NaN drops, no slice count (a missing integer,
+    so the counts stay integers) and the rule's reason as its note."""
+    table_out = pd.DataFrame([
         {"seed": s, "grade": g,
-         "test slices with the target": int(table["n_slices"].iloc[0]) if table is not None else float("nan"),
+         "test slices with the target": int(table["n_slices"].iloc[0]) if table is not None else pd.NA,
          **{f"drop, {m} occluded": float(result.scores[m]) if m in result.scores else float("nan") for m in modalities},
          "occlusion key": key_label(result.key), "largest single drop": key_label(top_ranked(result).key),
          "note": "" if table is not None else result.reasons}
         for s, e in explained.items() for g, (table, result) in e.occlusion_by_grade.items()])
+    if len(table_out):
+        table_out["test slices with the target"] = table_out["test slices with the target"].astype("Int64")
+    return table_out
 
 
 def attribution_table(explained: Mapping[int, Any]) -> pd.DataFrame:

@@ -86,6 +86,15 @@ def subset_outcome(tests: pd.DataFrame, role: str, near: float, clearly_lower: f
     return "in between"
 
 
+def subset_outcome_text(tests: pd.DataFrame, role: str, near: float, clearly_lower: float) -> str:
+    """:func:`subset_outcome` with the numbers it read: "near baseline (-0.012, p = 0.0006)"."""
+    outcome = subset_outcome(tests, role, near, clearly_lower)
+    if outcome == "not run":
+        return outcome
+    row = tests[tests["subset"] == role].iloc[0]
+    return f"{outcome} ({float(row['dice_mean_diff_vs_baseline']):+.3f}, p = {float(row['p_by_patient']):.2g})"
+
+
 def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_truth: bool,
                    near: float, clearly_lower: float, min_baseline_dice: float = 0.2) -> tuple[str, str]:
     """Verdict of the subset comparison: the subset holding the informative contrast should be
@@ -98,7 +107,8 @@ def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_
         return "no verdict", f"the all-modality baseline reached Dice {baseline:.2f} < {min_baseline_dice}"
     key = subset_outcome(tests, "paper key", near, clearly_lower)
     comp = subset_outcome(tests, "paper complement", near, clearly_lower)
-    text = f"paper key subset {key}; complement {comp}"
+    text = (f"paper key subset {subset_outcome_text(tests, 'paper key', near, clearly_lower)}; "
+            f"complement {subset_outcome_text(tests, 'paper complement', near, clearly_lower)}")
     if key_holds_truth == complement_holds_truth:
         return "not discriminative", text
     expected_near, expected_low = (key, comp) if key_holds_truth else (comp, key)

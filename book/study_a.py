@@ -224,6 +224,13 @@ else:
 # paper's T1ce curve "close to 1" for ET could not be reached if such slices counted. "all" keeps
 # every test slice. Below: the key modalities the paper's reading gives for each seed, with the
 # rule's reasons, and the same rule on the other choice of slices.
+#
+# The second figure is a variant not in the paper, with verdict rows of its own: the
+# **polarity-aware** BCF. With the signed contributions $c_t^k = w^k I_t^k$ (the logit is
+# $\sum_k c_t^k + b$), $\tilde\eta_t^k = \mathbb 1\big[c_t^k > \sum_{n \ne k} \max(c_t^n, 0)\big]$
+# (`binarised_contribution_polarity_aware`): channel $k$ must push the pixel towards the tumour harder
+# than all the other channels that push that way together. Printed Eq. (6) also credits a channel
+# that votes for background when the others vote against it harder ($c^k = -1 > \sum_{n \ne k} c^n = -3$).
 
 # %%
 fig = acc_panels({s: e.acc.curves("printed", P["acc_slices"]) for s, e in explained.items()}, data.modalities,
@@ -272,7 +279,7 @@ coverage_table = tables.gamma_diagnostics(explained)
 run.table("gamma-diagnostics", coverage_table)
 display(Markdown(f"The model's forward pass: {P['ode_train_steps']} RK4 steps on [0, 1]; the rendered flow: "
                  f"{P['render_frames'] - 1} steps ({P['render_frames']} frames)."))
-coverage_table
+coverage_table.round(3)
 
 # %% [markdown]
 # **Channel mixing.** Correlation over brain pixels between each input modality at $t = 0$ (rows)
@@ -299,6 +306,16 @@ fidelity.round(2)
 # (zero after z-scoring) and measure the Dice drop; a modality the model needs costs Dice when
 # removed. A keep-only test catches redundant pairs (two modalities carrying the same information
 # each cost little alone). This does not look inside the flow, so channel mixing cannot fool it.
+# Its Dice ("full Dice" in the reasons) is the mean of per-slice Dice over the test slices with some
+# target, where a slice holding a few target pixels scores near 0 or 1; Table II's is per patient,
+# over each patient's pixels pooled, so the two differ. The drops compare like with like.
+#
+# The rule (`lib.explain.occlusion.OcclusionRule`; `occlusion_rule` overrides its thresholds): a modality is
+# *necessary* when occluding it alone costs at least `min_drop` Dice and at least `relative_to_max`
+# of the largest single drop; the key is then the smallest set of modalities that contains the
+# necessary ones and, kept alone (the rest occluded), retains `retain` of the full Dice (the
+# "minimal sufficient subset" of the reasons; ties name every modality that differs between them).
+# "Largest single drop" in the verdict table reads the single-occlusion drops alone, with no threshold.
 
 # %%
 occlusion = pd.concat([e.occlusion.assign(seed=s) for s, e in explained.items()])
@@ -345,7 +362,9 @@ attribution_table.round(3)
 # no verdict reads them. On the phantom, `twin_subsets` are trained on a twin of the cohort whose
 # `twin_tumour_free` modalities are rendered as if no tumour were there (same patients, folds, labels
 # and every other image): T1 without any tumour beside T1ce tells how much of what T1 adds is the
-# healthy anatomy it shares with T1ce rather than the lesion.
+# healthy anatomy it shares with T1ce rather than the lesion. (A tumour-free T1 is also a reference
+# no real scan gives: against it, any change on T1ce marks the lesion. Where it adds more than the
+# real T1, the closing lines say so instead of crediting anatomy.)
 # Mean ± sd over folds; "*" marks a significant Dice difference to the baseline (Wilcoxon signed-rank,
 # paired by patient over the out-of-fold predictions, α from the parameter file). The paper's 10
 # folds allow pairing by fold too: both p-values are listed. Only Dice is tested, as the paper's
@@ -423,13 +442,16 @@ display(Markdown("\n".join(dice_gap_lines(gaps))))
 # ### Does T1 help read T1ce? The pixels before any network
 #
 # Enhancement is T1ce minus what the tissue would look like without contrast, and T1 shows the
-# latter (for the enhancing rim; a dark core is dark on T1 too, so subtracting T1 can hide it). Below, over the training slices: how well single pixels of the enhancing rim (bright)
-# and of the necrosis / non-enhancing core (dark) separate from healthy brain by T1ce alone, and
+# latter (for the enhancing rim; a dark core is dark on T1 too, so subtracting T1 can hide it).
+# Below, over the training slices: how well single pixels of the enhancing rim (bright) and of the
+# necrosis / non-enhancing core (dark) separate from healthy brain by T1ce alone, and
 # by the residual of T1ce after its best linear prediction from T1 on healthy pixels (a learned
 # "subtraction image"; `lib.explain.separability`). Pixel AUC ignores context, so it is a floor of
 # what a network can do: where the second AUC is far above the first, a network on T1ce alone must
 # make up the difference from shape and neighbourhood, which costs data and resolution; where it is
-# below, T1 as a reference blurs that region.
+# below, T1 as a reference blurs that region. It reads the cohort's images and labels, not this
+# page's target or models, so the three target pages show the same numbers; it bears on the subsets
+# that hold T1ce (the ET and TC references), and on the WT page only as context.
 
 # %%
 separability = tables.separability_table(data.train, data.modalities, P["separability_max_pixels"], P["split_seed"])
@@ -451,6 +473,9 @@ separability.round(3)
 # "on the swapped pair" reads the same comparison on the two renamed channels only: the renaming
 # changes nothing for the others, so a partner modality that differs between the original and the
 # renamed model (two trainings) is seed variation there, not an answer to "image or channel?".
+# The check trains the neural ODE for the seeds in `permutation_seeds` only, and Table I's subset
+# U-Nets once more. "ACC (logit share)" is a continuous reading of the flows defined in the variant
+# section below.
 
 # %%
 swap = P["permutation_swap"]
@@ -476,7 +501,7 @@ if swap:
         display(swapped_table)
 permutation_table = pd.DataFrame(permutation_rows)
 run.table("permutation", permutation_table)
-permutation_table
+permutation_table.round(3)
 
 # %% [markdown]
 # ## A variant the paper lacks: one U-Net per modality
@@ -528,7 +553,9 @@ variant_table.round(3)
 # The rules are fixed in `lib` and in the parameter file before any run; nothing here knows the answer.
 # The paper's ACC, occlusion and integrated gradients are each read twice: by their rule (thresholds,
 # redundancy, convergence), and *top-ranked* (the single modality with the highest score, no
-# threshold) — the most lenient reading there is. The ACC variants and the per-modality model's
+# threshold) — the most lenient reading there is, though against a reference of two modalities
+# (WT's) it names one of them at best and so reads "partly" at best: its seeds' keys show whether
+# each named a reference modality. The ACC variants and the per-modality model's
 # measures are read by their rule only.
 # "partly" means the seeds' keys overlap the reference without all equalling it. Rows named
 # "variant" read the per-modality model of the section above (not in the paper). The subset
@@ -552,6 +579,16 @@ measures = verdict_measures(explained, variant, OCC_GRADES)
 verdict = verdict_rows(TARGET, reference, reference_source, measures, subset_result, subset_by_grade)
 verdict = permutation.with_renamed_columns(verdict, permutation_table, swap)
 run.table("verdict", verdict)
+display(Markdown(
+    f"Table I's rule (`subset_near_baseline`, `subset_clearly_lower`, `alpha`): a subset is *near baseline* when its "
+    f"mean Dice is at most {P['subset_near_baseline']} below the baseline's, *clearly lower* when at least "
+    f"{P['subset_clearly_lower']} below with p < {P['alpha']} (Wilcoxon signed-rank by patient), *in between* "
+    "otherwise. The paper's words are \"very close to baseline results without statistical significance\"; "
+    "here *near* is a margin on the difference alone and does not ask for p ≥ α, so each reading shows its "
+    "difference and p-value: by the paper's words, a key subset near baseline with p < α would not count."
+    + (f" The renamed-file columns read the permutation check: seed{'s' if len(P['permutation_seeds']) > 1 else ''} "
+       f"{', '.join(map(str, P['permutation_seeds']))} of the neural ODE, and Table I's subset U-Nets, each trained "
+       "again on the renamed cohort." if swap and P["permutation_seeds"] else "")))
 verdict
 
 # %%

@@ -70,7 +70,8 @@ sources
 # reference modality; "partly": anything in between; "no verdict": no seed named anything. The U-Net
 # subset rows read Table I, the paper's confirmation, and have no seeds: "agrees" when the input set
 # holding the reference is near the baseline and the other clearly lower, "partly" when one of the
-# two holds, "disagrees" when neither does (the thresholds are in the run's parameter file).
+# two holds, "disagrees" when neither does (each target page prints the thresholds under its verdict
+# table, and each reading's Dice difference and p-value).
 
 # %% tags=["hide-input"]
 matrix = verdict_matrix(runs)
@@ -85,7 +86,7 @@ counts
 # ### The renamed modality files
 #
 # Each target page also ran its models again on the same cohort with two modality files renamed (the
-# parameter file's `permutation_swap`; e.g. the T1ce image is read as FLAIR and the FLAIR image as
+# parameter file's `permutation_swap`, for the ODE seeds in `permutation_seeds`; e.g. the T1ce image is read as FLAIR and the FLAIR image as
 # T1ce). A measure that explains the network should then name the renamed channel that now holds the
 # informative contrast ("follows the contrast"); one that names the same channel as before follows
 # the channel's name or position, not the image. The first column of a target reads the whole key,
@@ -106,7 +107,9 @@ else:
 # the mean ± sd over the cross-validation folds inside the training set (the parameter file of the
 # target's run sets how many folds and U-Net seeds); "*" marks a significant Dice difference from the
 # baseline (Wilcoxon signed-rank, α of the run, paired by patient; the target's page also gives the
-# test paired by fold). The paper's cells are its ten-fold results on BraTS 2020, as printed.
+# test paired by fold). The paper's cells are its ten-fold results on BraTS 2020, as printed; its
+# table also stars accuracy, sensitivity and specificity without naming a test for them, and only its
+# Dice stars are comparable with this build's.
 
 # %% tags=["hide-input"]
 table_one = table_one_across_targets(runs, this_build)

@@ -39,8 +39,8 @@ from IPython.display import Markdown, display
 from lib.paper_numbers import SOURCE_STUDY_A
 from lib.plots import acc_grid
 from lib.results import SYNTHETIC_LABEL, setup
-from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, findings, load_target_runs,
-                                        mismatches, provenance, renamed_matrix, table_one_across_targets,
+from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, findings, folds_line,
+                                        load_target_runs, mismatches, provenance, renamed_matrix, table_one_across_targets,
                                         table_two_across_targets, thread_note, time_by_section, verdict_counts,
                                         verdict_matrix)
 
@@ -114,6 +114,7 @@ else:
 # %% tags=["hide-input"]
 table_one = table_one_across_targets(runs, this_build)
 run.table("table-i", table_one, index=True)
+display(Markdown(folds_line(runs)))
 table_one
 
 # %% [markdown]

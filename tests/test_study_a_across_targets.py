@@ -305,3 +305,9 @@ def test_finding_measures_are_summary_json_stems():
     from lib.study_a.measures import MEASURES, SUBSET_STEM
     assert set(A.FINDING_MEASURES) <= {m.stem for m in MEASURES} | {SUBSET_STEM}
     assert set(A.INDEPENDENT_MEASURES) < set(A.FINDING_MEASURES)
+
+
+def test_folds_line_reads_each_runs_manifest():
+    runs = {"ET": A.TargetRun("ET", None, {}, {"params": {"cv_folds": 3}}),
+            "TC": A.TargetRun("TC", None, {}, None)}
+    assert A.folds_line(runs) == "Cross-validation folds of this build's Table I: ET 3, TC unknown (the paper: 10)."

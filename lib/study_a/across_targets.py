@@ -157,6 +157,14 @@ def mismatches(runs: Mapping[str, TargetRun]) -> list[str]:
     return notes
 
 
+def folds_line(runs: Mapping[str, TargetRun]) -> str:
+    """How many cross-validation folds each run's Table I used (its manifest's ``cv_folds``;
+    "unknown" without a manifest), beside the paper's 10: the sd over folds depends on it."""
+    folds = {t: ((r.manifest or {}).get("params") or {}).get("cv_folds") for t, r in runs.items()}
+    return ("Cross-validation folds of this build's Table I: "
+            + ", ".join(f"{t} {k if k is not None else 'unknown'}" for t, k in folds.items()) + " (the paper: 10).")
+
+
 def table_one_across_targets(runs: Mapping[str, TargetRun], data_label: str) -> pd.DataFrame:
     """The paper's Table I layout for every target: rows (target, inputs / metric), columns the
     three input sets (all four, the paper's key modalities, their complement), each with this

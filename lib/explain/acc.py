@@ -526,9 +526,9 @@ class ACCRun:
     final_frame_error : max |J_1 - sigma(model(x))| (nan when not checked).
     kept_frames : {slice index: I_t (T, m, H, W)} for the slices asked for in ``keep_slices``.
     gamma_model_dice : Dice between gamma and the model's own segmentation (its forward pass,
-        thresholded), pooled over the slices; 1 when both are empty; nan when not checked or
-        the model's output is not finite. The
-        flow is rendered on a finer grid than the model's forward pass solves on, so the two can differ.
+        thresholded), pooled over the slices; 1 when both are empty; nan when not checked or the
+        model's output is not finite. The flow may be rendered on a finer grid than the forward
+        pass solves on (study A trains on a coarse one), so the two can differ.
     gamma_model_differing_pixels : pixels where they differ (-1 when not checked or not finite).
     """
 

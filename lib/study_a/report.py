@@ -68,7 +68,8 @@ def summary_record(*, target: str, split: Mapping[str, int], reference: Sequence
     ``target``, ``seeds``, the patient and slice counts of ``split``
     (:meth:`lib.study_a.data.StudyAData.split_sizes`), ``reference``; each seed's neural ODE
     test Dice (``ode_test_dice_seed<s>``) and their mean; the Dice between each seed's γ and its
-    model's own segmentation (``gamma_model_dice_seed<s>``, null when not checked); the per-modality variant's test Dice; each
+    model's own segmentation (``gamma_model_dice_seed<s>``, null when not checked); the
+    per-modality variant's test Dice; each
     verdict row's ``<stem>_verdict`` and ``<stem>_seeds_agreeing`` (``stems``:
     :func:`lib.study_a.measures.summary_stems`; a row without a stem is an error, not skipped);
     ``acc_most_frequent_key``; what each tumour-free twin adds (``twin_added_real_<twin>``,

@@ -43,8 +43,9 @@ def training_table(histories: Mapping[int, Any]) -> pd.DataFrame:
 
 def table_two(explained: Mapping[int, Any], data_label: str, paper: Mapping[str, float], paper_source: str) -> pd.DataFrame:
     """The paper's Table II layout: one column per seed (``"seed <s> (<data_label>)"``, mean ± sd
-    over test patients) and the paper's own column (``paper_source``; "—" where it prints nothing). Dice and sensitivity over the
-    patients with some target, accuracy (%) and specificity over all test patients."""
+    over test patients) and the paper's own column (``paper_source``; "—" where it prints nothing).
+    Dice and sensitivity over the patients with some target, accuracy (%) and specificity over all
+    test patients."""
     columns = {}
     for seed, e in explained.items():
         some = with_target(e.scores)

@@ -269,7 +269,7 @@ readout.round(3)
 # at any pixel, and how far γ is from the model's segmentation (pooled Dice over the test slices,
 # and the pixels that differ). A Dice near 1 means the ACC explains the segmentation the model
 # makes; a large worst-pixel difference beside a Dice near 1 means the two probabilities differ
-# where both are on the same side of the threshold.
+# mostly where both are on the same side of the threshold.
 
 # %%
 fig = eta_coverage_panels({s: e.acc for s, e in explained.items()}, data.modalities)
@@ -310,8 +310,8 @@ fidelity.round(2)
 # target, where a slice holding a few target pixels scores near 0 or 1; Table II's is per patient,
 # over each patient's pixels pooled, so the two differ. The drops compare like with like.
 #
-# The rule (`lib.explain.occlusion.OcclusionRule`; `occlusion_rule` overrides its thresholds): a modality is
-# *necessary* when occluding it alone costs at least `min_drop` Dice and at least `relative_to_max`
+# The rule (`lib.explain.occlusion.OcclusionRule`; `occlusion_rule` overrides its thresholds): a
+# modality is *necessary* when occluding it alone costs at least `min_drop` Dice and at least `relative_to_max`
 # of the largest single drop; the key is then the smallest set of modalities that contains the
 # necessary ones and, kept alone (the rest occluded), retains `retain` of the full Dice (the
 # "minimal sufficient subset" of the reasons; ties name every modality that differs between them).

@@ -40,8 +40,8 @@ from lib.paper_numbers import SOURCE_STUDY_A
 from lib.plots import acc_grid
 from lib.results import SYNTHETIC_LABEL, setup
 from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, findings, folds_line,
-                                        load_target_runs, mismatches, provenance, renamed_matrix, table_one_across_targets,
-                                        table_two_across_targets, thread_note, time_by_section, verdict_counts,
+                                        load_target_runs, mismatches, provenance, renamed_matrix,
+                                        table_one_across_targets, table_two_across_targets, thread_note, time_by_section, verdict_counts,
                                         verdict_matrix)
 
 P, run = setup(params_file, run_dir)
@@ -86,8 +86,8 @@ counts
 # ### The renamed modality files
 #
 # Each target page also ran its models again on the same cohort with two modality files renamed (the
-# parameter file's `permutation_swap`, for the ODE seeds in `permutation_seeds`; e.g. the T1ce image is read as FLAIR and the FLAIR image as
-# T1ce). A measure that explains the network should then name the renamed channel that now holds the
+# parameter file's `permutation_swap`, for the ODE seeds in `permutation_seeds`; e.g. the T1ce image
+# is read as FLAIR and the FLAIR image as T1ce). A measure that explains the network should then name the renamed channel that now holds the
 # informative contrast ("follows the contrast"); one that names the same channel as before follows
 # the channel's name or position, not the image. The first column of a target reads the whole key,
 # the second only the renamed pair (other channels may move with the seed alone).

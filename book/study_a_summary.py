@@ -41,8 +41,8 @@ from lib.plots import acc_grid
 from lib.results import SYNTHETIC_LABEL, setup
 from lib.study_a.across_targets import (FIGURE_7_PANELS, acc_curves, data_sources, findings, folds_line,
                                         load_target_runs, mismatches, provenance, renamed_matrix,
-                                        table_one_across_targets, table_two_across_targets, thread_note, time_by_section, verdict_counts,
-                                        verdict_matrix)
+                                        table_one_across_targets, table_two_across_targets, thread_note,
+                                        time_by_section, verdict_counts, verdict_matrix)
 
 P, run = setup(params_file, run_dir)
 pd.set_option("display.max_colwidth", None)  # tables show whole cells: pandas cuts text at 50 characters

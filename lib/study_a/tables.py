@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lib.explain.acc import ACCRule, key_modalities_acc
+from lib.explain.diagnostics import empty_gamma_count
 from lib.explain.separability import subtraction_separability
 from lib.stats import mean_sd
 from lib.study_a.measures import MEASURES
@@ -83,7 +84,7 @@ def gamma_diagnostics(explained: Mapping[int, Any]) -> pd.DataFrame:
     does), the mean γ area, and how far the rendered flow's end is from the model's own forward
     pass: J_1 (Eq. 5 at t = 1) against σ(model) at the worst pixel, and γ against the model's
     segmentation (pooled Dice, differing pixels)."""
-    return pd.DataFrame([{"seed": s, "empty γ slices": int((~e.acc.gamma.reshape(len(e.acc.gamma), -1).any(1)).sum()),
+    return pd.DataFrame([{"seed": s, "empty γ slices": empty_gamma_count(e.acc.gamma),
                           "test slices": len(e.acc.gamma), "mean γ area (%)": 100 * float(e.acc.gamma.mean()),
                           "max |J_1 − σ(model)|": e.acc.final_frame_error,
                           "Dice(γ, model's segmentation)": e.acc.gamma_model_dice,

@@ -86,13 +86,17 @@ def subset_outcome(tests: pd.DataFrame, role: str, near: float, clearly_lower: f
     return "in between"
 
 
-def subset_outcome_text(tests: pd.DataFrame, role: str, near: float, clearly_lower: float) -> str:
-    """:func:`subset_outcome` with the numbers it read: "near baseline (-0.012, p = 0.0006)"."""
-    outcome = subset_outcome(tests, role, near, clearly_lower)
+def _with_numbers(tests: pd.DataFrame, role: str, outcome: str) -> str:
+    """``outcome`` of ``role`` followed by the difference and p-value it was read from."""
     if outcome == "not run":
         return outcome
     row = tests[tests["subset"] == role].iloc[0]
     return f"{outcome} ({float(row['dice_mean_diff_vs_baseline']):+.3f}, p = {float(row['p_by_patient']):.2g})"
+
+
+def subset_outcome_text(tests: pd.DataFrame, role: str, near: float, clearly_lower: float) -> str:
+    """:func:`subset_outcome` with the numbers it read: "near baseline (-0.012, p = 0.0006)"."""
+    return _with_numbers(tests, role, subset_outcome(tests, role, near, clearly_lower))
 
 
 def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_truth: bool,
@@ -107,8 +111,8 @@ def subset_verdict(tests: pd.DataFrame, key_holds_truth: bool, complement_holds_
         return "no verdict", f"the all-modality baseline reached Dice {baseline:.2f} < {min_baseline_dice}"
     key = subset_outcome(tests, "paper key", near, clearly_lower)
     comp = subset_outcome(tests, "paper complement", near, clearly_lower)
-    text = (f"paper key subset {subset_outcome_text(tests, 'paper key', near, clearly_lower)}; "
-            f"complement {subset_outcome_text(tests, 'paper complement', near, clearly_lower)}")
+    text = (f"paper key subset {_with_numbers(tests, 'paper key', key)}; "
+            f"complement {_with_numbers(tests, 'paper complement', comp)}")
     if key_holds_truth == complement_holds_truth:
         return "not discriminative", text
     expected_near, expected_low = (key, comp) if key_holds_truth else (comp, key)

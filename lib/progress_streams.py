@@ -4,6 +4,8 @@ A text progress bar (tqdm in a headless kernel) redraws itself with carriage ret
 escapes; a notebook records every redraw, so one training cell carries thousands of stream outputs
 (about 140 KB of text in a study A training cell) where a terminal shows a few lines. The runner replaces such
 outputs by the final screen (`collapse_progress_streams`); the run's build log keeps every redraw.
+A stream left holding only finished tqdm bars is shown as ordinary output (stdout): it reports
+progress, not a problem, and the book would otherwise draw it in the colours of a warning.
 Streams without a carriage return or cursor movement (plain prints, warnings) are left as they are.
 """
 
@@ -13,11 +15,20 @@ import re
 
 _TOKEN = re.compile(r"\x1b\[(\d*)([A-Za-z])|\r|\n|[^\x1b\r\n]+|\x1b")
 _PROGRESS = re.compile(r"\r|\x1b\[\d*[AB]")
+# tqdm's default line: "<desc>: <pct>%|<bar>| <n>/<total> [<elapsed><<remaining>, <rate><postfix>]"
+_FINISHED_BAR = re.compile(r"^[^\n]*\b100%\|[^\n]*\| (\d+)/\1 \[[^\n]*\]$")
 
 
 def is_progress_text(text: str) -> bool:
     """True when ``text`` redraws lines (carriage return or cursor up/down), as progress bars do."""
     return bool(_PROGRESS.search(text))
+
+
+def only_finished_bars(text: str) -> bool:
+    """True when every line of ``text`` (a `final_screen`) is a tqdm bar at 100 % (n/n), so
+    nothing in it is a message: no warning, no error, no bar cut short."""
+    lines = text.splitlines()
+    return bool(lines) and all(_FINISHED_BAR.match(line) for line in lines)
 
 
 def final_screen(text: str) -> str:
@@ -59,7 +70,8 @@ def _write(line: str, col: int, chunk: str) -> tuple[str, int]:
 def collapse_progress_streams(nb) -> int:
     """In every code cell of ``nb`` (an nbformat node, changed in place), merge each run of
     consecutive stream outputs of one name (stdout or stderr) and, where the merged text redraws
-    lines, replace it by its `final_screen`. Returns the number of stream outputs removed."""
+    lines, replace it by its `final_screen`; a stderr stream whose final screen holds only finished
+    bars (`only_finished_bars`) becomes stdout. Returns the number of stream outputs removed."""
     removed = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -77,7 +89,11 @@ def collapse_progress_streams(nb) -> int:
         for output, texts in zip(outputs, parts):
             if texts is not None:
                 text = "".join(texts)
-                output["text"] = final_screen(text) if is_progress_text(text) else text
+                if is_progress_text(text):
+                    text = final_screen(text)
+                    if output.get("name") == "stderr" and only_finished_bars(text):
+                        output["name"] = "stdout"
+                output["text"] = text
         cell["outputs"] = [o for o in outputs if o.get("output_type") != "stream" or o["text"]]
         removed += len(outputs) - len(cell["outputs"])
     return removed

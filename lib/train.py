@@ -66,7 +66,8 @@ class TrainConfig:
     neural ODE's Eq. (4) 1x1 conv) when the model has one; the pilot used 10. loss: "bce" (the
     paper) or "bce+dice" (our addition). seed: drives shuffling and torch's RNG. device: "auto",
     "cpu" or "cuda". num_threads: torch CPU threads during training (None leaves it as is).
-    progress: tqdm bars over epochs and batches.
+    progress: tqdm bars over epochs and batches. progress_label: the epoch bar's name, e.g. which
+    model and seed it trains (not part of the training cache key).
     lr_schedule: "constant" (lr throughout) or "cosine" (lr is the *initial* rate, as the paper
     says, annealed to 0 over the ``epochs`` x batches Adam steps; see `learning_rate_factor`).
     patience: with validation slices given to `train_segmenter`, stop when the validation Dice
@@ -83,6 +84,7 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = None
     progress: bool = True
+    progress_label: str = "epochs"
     patience: int | None = None
     lr_schedule: str = "constant"
 
@@ -267,7 +269,7 @@ def train_segmenter(model: nn.Module, images: np.ndarray, masks: np.ndarray, con
         total_steps, step = config.epochs * n_batches, 0
         history = TrainHistory(n_slices=n, device=str(device))
         start = time.perf_counter()
-        epochs = tqdm(range(config.epochs), desc="epochs", disable=not config.progress, mininterval=1.0)
+        epochs = tqdm(range(config.epochs), desc=config.progress_label, disable=not config.progress, mininterval=1.0)
         for epoch in epochs:
             order = order_rng.permutation(n)
             total = 0.0

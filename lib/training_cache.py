@@ -50,7 +50,7 @@ TRAINING_CACHE_VERSION = 5  # 2: the CPU's kernels are in the key; 3: entries ca
 # 5: histories hold validation_seconds, and slices_per_second leaves validation's time out
 
 # TrainConfig fields that do not change the trained weights.
-_NOT_IN_KEY = {"progress", "device", "num_threads"}  # device and threads enter as resolved values
+_NOT_IN_KEY = {"progress", "progress_label", "device", "num_threads"}  # device and threads enter as resolved values
 
 
 def weights_fingerprint(model: nn.Module) -> str:

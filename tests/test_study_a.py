@@ -746,3 +746,15 @@ def test_table_one_pairs_patients_and_folds_by_name_when_a_subset_misses_one():
     assert key["n_folds"] == 5 and key["p_by_fold"] == pytest.approx(2 / 2**5)
     assert key["dice_mean_diff_vs_baseline"] == pytest.approx(-0.0625)
     assert key["baseline_dice"] == pytest.approx(np.mean(base[1:]))
+
+
+def test_each_ode_epoch_bar_names_the_model_it_trains():
+    from types import SimpleNamespace
+
+    from lib.study_a.ode import ode_progress_label
+
+    original = SimpleNamespace(target="et", swapped=())
+    renamed_pair = SimpleNamespace(target="wt", swapped=("t1ce", "flair"))
+    assert ode_progress_label(original, 0) == "ODE ET seed 0: epochs"
+    assert ode_progress_label(original, 2, "per_modality") == "ODE ET seed 2, per-modality vector field: epochs"
+    assert ode_progress_label(renamed_pair, 1) == "ODE WT seed 1, renamed t1ce ↔ flair: epochs"

@@ -147,7 +147,8 @@ def test_progress_bars_do_not_change_the_key():
     model = node()
     cpu = torch.device("cpu")
     assert training_key(model, images, masks, config(progress=True), None, cpu) == \
-        training_key(model, images, masks, config(progress=False), None, cpu)
+        training_key(model, images, masks, config(progress=False), None, cpu) == \
+        training_key(model, images, masks, config(progress_label="ODE ET seed 0: epochs"), None, cpu)
 
 
 def test_a_changed_setting_trains_again_instead_of_reusing(tmp_path):

@@ -25,11 +25,21 @@ from lib.train import TrainConfig, TrainHistory, predict_masks, prior_logit, sav
 from lib.training_cache import training_cache
 
 
-def ode_train_config(params: Mapping[str, Any], seed: int) -> TrainConfig:
+def ode_train_config(params: Mapping[str, Any], seed: int, label: str = "epochs") -> TrainConfig:
     return TrainConfig(epochs=params["ode_epochs"], batch_size=params["ode_batch_size"], lr=params["ode_lr"],
                        readout_lr_multiplier=params["ode_readout_lr_multiplier"], loss=params["ode_loss"], seed=seed,
                        device=params["device"], num_threads=params["num_threads"], progress=True,
-                       lr_schedule=params["ode_lr_schedule"])
+                       progress_label=label, lr_schedule=params["ode_lr_schedule"])
+
+
+def ode_progress_label(data: StudyAData, seed: int, vector_field: str = "shared") -> str:
+    """Names the model an epoch bar trains, e.g. "ODE ET seed 0, renamed t1ce ↔ flair: epochs"."""
+    parts = [f"ODE {data.target.upper()} seed {seed}"]
+    if vector_field != "shared":
+        parts.append(f"{vector_field.replace('_', '-')} vector field")
+    if data.swapped:
+        parts.append(f"renamed {' ↔ '.join(data.swapped)}")
+    return ", ".join(parts) + ": epochs"
 
 
 def build_ode(params: Mapping[str, Any], data: StudyAData, vector_field: str = "shared") -> NeuralODESegmenter:
@@ -48,7 +58,8 @@ def train_ode(params: Mapping[str, Any], data: StudyAData, seed: int, checkpoint
     """Train one ODE model; returns (model, history). Saves a checkpoint when a path is given."""
     seed_everything(seed)
     model = build_ode(params, data, vector_field).to(resolve_device(params["device"]))
-    history = train_segmenter(model, data.train.images, data.train.region(data.target), ode_train_config(params, seed),
+    config = ode_train_config(params, seed, ode_progress_label(data, seed, vector_field))
+    history = train_segmenter(model, data.train.images, data.train.region(data.target), config,
                               cache=training_cache(params))
     if checkpoint is not None:
         save_checkpoint(model, checkpoint, extra={"seed": seed, "target": data.target, "swapped": list(data.swapped),

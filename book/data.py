@@ -52,7 +52,7 @@ from lib.data.grades import grade_mix_table
 from lib.data.layout import detect_layout
 from lib.data.phantom import contrast_report, reference_contrast, summarise_contrast
 from lib.data.phantom_acquisition import acquisition_table
-from lib.data.slices import load_slices
+from lib.data.slices import load_slices, require_slices
 from lib.data.report import contrast_comparison, data_findings, data_summary, mean_et_share, splits_table
 from lib.data.validate import format_report, validate_cohort
 from lib.data.validate_demo import damaged_copies
@@ -120,6 +120,7 @@ slices = load_slices(cohort.root, P["modalities"], image_size=P["image_size"], n
                      slice_filter=P["slice_filter"], filter_region=P["filter_region"],
                      min_region_pixels=P["min_region_pixels"], max_slices_per_subject=P["max_slices_per_subject"],
                      label_convention=P["label_convention"], cache_dir=resolve(P["cache_dir"]), progress=False)
+require_slices(slices, cohort.root, P)
 print(f"{len(slices)} slices of {len(set(slices.subject_ids))} subjects, "
       f"{slices.images.shape[1]} channels ({', '.join(slices.modalities)}), {slices.images.shape[2]}×{slices.images.shape[3]} px")
 wt = slices.region("WT").reshape(len(slices), -1).sum(1)

@@ -28,6 +28,10 @@ def cmd_run(args) -> int:
     from lib import runner
 
     overrides = _overrides(args.set)
+    from lib import params as params_mod
+
+    for params_file in args.params:  # a batch checks every file before its first run, not an hour in
+        runner.check_chapter_study(Path(args.script), params_mod.load(params_file, overrides), params_file)
     restore = runner.stop_on_sigterm()  # `kill` stops the kernel and cleans up, as Ctrl-C does
     try:
         for params_file in args.params:
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from lib.data.cohort import CohortError
     from lib.data.validate import InvalidCohortError
     from lib.params import ParamsError
-    from lib.runner import RunError
+    from lib.runner import RunError, os_error_line
 
     try:
         return args.func(args)
@@ -186,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidCohortError as err:
         print(f"error: invalid cohort:\n{err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a folder that cannot be written: name the path, no traceback
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         # A book or a batch keeps the results of the runs that finished before the interruption.
         several = args.command == "book" or (args.command == "run" and len(args.params) > 1)

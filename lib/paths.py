@@ -3,6 +3,7 @@ whatever the current directory (papermill and nbval run kernels in other folders
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +44,16 @@ def display(path: str | Path) -> str:
 
 def folder_for_key(key: str, path: str | Path) -> Path:
     """The folder a parameter ``key`` names (resolved as :func:`resolve`), created if missing.
-    A path that cannot be a folder (a file, a read-only place) raises ``ValueError`` in one line
-    naming the key, before anything is computed."""
+    A path that cannot be a folder (a file, a read-only place) or cannot be written raises
+    ``ValueError`` in one line naming the key, before anything is computed."""
     try:
         folder = resolve(path)
     except ValueError as err:
         raise ValueError(f"key '{key}': {err}") from None
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # a folder that exists but cannot be written fails here,
+            pass                                   # not after the first result is computed
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise ValueError(f"key '{key}': {display(folder)}: cannot be used as a folder ({reason})") from None

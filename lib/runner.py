@@ -426,6 +426,13 @@ def run(
         _publish_page(final_dir, book_page)
         return RunOutcome(study, name, final_dir, True, 0.0)
 
+    if params.get("training_cache_dir"):  # a cache that cannot be written fails now, not an hour in
+        from lib.paths import folder_for_key
+
+        try:
+            folder_for_key("training_cache_dir", params["training_cache_dir"])
+        except ValueError as err:
+            raise RunError(f"{display(params_file)}: {err}") from None
     study_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(study_dir, name)
     work_dir = study_dir / f".{name}.tmp-{os.getpid()}"
@@ -459,12 +466,16 @@ def run(
                 )
         except Exception as err:  # papermill wraps the kernel's error
             failed = study_dir / f"{name}.failed.ipynb"
-            if (work_dir / NOTEBOOK).is_file():
-                io.write_bytes(failed, (work_dir / NOTEBOOK).read_bytes())
+            kept = f"executed notebook: {display(failed)}"
+            try:
+                if (work_dir / NOTEBOOK).is_file():
+                    io.write_bytes(failed, (work_dir / NOTEBOOK).read_bytes())
+            except OSError as write_error:  # e.g. the disk is full: report the run's error, not this one
+                kept = f"its executed notebook could not be kept: {os_error_line(write_error)}"
             reason = " ".join(str(getattr(err, "evalue", "") or err).split())[:300]
             ename = getattr(err, "ename", type(err).__name__)
             raise RunError(f"{display(script)} with {display(params_file)} failed: {ename}: {reason} "
-                           f"(executed notebook: {display(failed)})") from None
+                           f"({kept})") from None
         source_nb.unlink()
         _finalise_notebook(work_dir / NOTEBOOK, final_dir, params, script, headless)
         if not (work_dir / SUMMARY).is_file():
@@ -583,19 +594,33 @@ def _publish_page(result_dir: Path, page: str | None) -> None:
         io.write_bytes(BOOK_DIR / f"{page}.ipynb", (result_dir / NOTEBOOK).read_bytes())
 
 
+def os_error_line(err: OSError) -> str:
+    """One line for an OSError: the path(s) it names and the system's reason."""
+    reason = err.strerror or str(err) or type(err).__name__
+    paths = [display(Path(os.fsdecode(p))) if isinstance(p, (str, bytes, os.PathLike)) else str(p)
+             for p in (err.filename, err.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
 def prepare_notebook(script: str | Path, params_file: str | Path, out: str | Path,
                      overrides: Mapping[str, Any] | None = None) -> Path:
     """Write ``out`` (.ipynb) with the parameters injected but not executed (for nbval).
 
-    Its ``run_dir`` is ``<out without suffix>-run/``, so executing it writes there."""
+    Its ``run_dir`` is ``<out without suffix>-run/``, so executing it writes there. An earlier
+    preparation of ``out`` is replaced; a file or folder of those names that no preparation wrote
+    is a RunError, and nothing is deleted."""
     import nbformat
     import papermill
 
     script, out = Path(script), Path(out)
     params = params_mod.load(params_file, overrides)
     nb = notebook_from_script(script)
-    prepare_inputs(params)
     run_dir = out.with_name(out.stem + "-run")
+    for existing in (out, run_dir):
+        if existing.exists() and not _prepared_here(out):
+            raise RunError(f"{display(existing)}: exists and was not written by `python -m lib prepare`; "
+                           "not replacing it (move it, or choose another --out)")
+    prepare_inputs(params)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     resolved = out.with_name(out.stem + ".params.yaml")
@@ -618,11 +643,19 @@ def prepare_book(plan_file: str | Path, profile: str, out: str | Path,
     (for nbval), as ``NN-<page>.ipynb`` in plan order, so that nbval (which runs a folder's
     notebooks in name order) executes a page after the pages it ``needs``. A chapter that reads
     other runs (``source_runs``) is pointed at the folders the prepared pages write into.
-    Notebooks left in ``out`` by an earlier preparation are removed first."""
+    Notebooks left in ``out`` by an earlier preparation are removed first (nbval would run them);
+    a notebook there that no preparation wrote is a RunError, raised before anything is deleted."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.ipynb"):
+    notebooks = sorted(out.glob("*.ipynb"))
+    foreign = [nb for nb in notebooks if not _prepared_here(nb)]
+    if foreign:
+        raise RunError(f"{display(foreign[0])}: a notebook not written by `python -m lib prepare` in the folder "
+                       "prepare-smoke fills and nbval runs; not deleting it (move it, or choose another --out)")
+    for stale in notebooks:
         stale.unlink()
+        shutil.rmtree(stale.with_name(stale.stem + "-run"), ignore_errors=True)
+        stale.with_name(stale.stem + ".params.yaml").unlink(missing_ok=True)
     written, run_dirs = [], {}
     for number, entry in enumerate(load_book_plan(plan_file, profile), start=1):
         params = params_mod.load(REPO_ROOT / entry["params"])
@@ -635,6 +668,12 @@ def prepare_book(plan_file: str | Path, profile: str, out: str | Path,
         run_dirs[RESULTS_ROOT / params["study"] / params["name"]] = (target.with_name(target.stem + "-run")).resolve()
         log(f"prepared {written[-1]}")
     return written
+
+
+def _prepared_here(notebook: Path) -> bool:
+    """Whether ``notebook`` (existing or not) is where `prepare_notebook` wrote: it leaves the
+    resolved parameters beside it as ``<stem>.params.yaml``, written before the notebook itself."""
+    return notebook.with_name(notebook.stem + ".params.yaml").is_file()
 
 
 def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:

@@ -150,7 +150,7 @@ DATA = {
                                    help="lesion contrast per modality (lib.data.phantom.PhantomSpec.contrast_gain); "
                                         "0 renders that modality as if no tumour were there, with every random draw, "
                                         "the other modalities and the labels unchanged (a tumour-free twin)"),
-    "modalities": Field("list[str]", default=list(MODALITY_NAMES), choices=MODALITY_NAMES, check=_distinct),
+    "modalities": Field("list[str]", default=list(MODALITY_NAMES), choices=MODALITY_NAMES, check=_some_distinct),
     "label_convention": Field("str", default="auto", choices=("auto", "brats2020", "brats2023")),
     "image_size": Field("int", default=64, minimum=16),
     "normalisation": Field("str", default="zscore", choices=("zscore", "minmax", "p95", "none")),

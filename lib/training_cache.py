@@ -151,14 +151,21 @@ class TrainingCache:
         _count(self.root, "reused")
         return history
 
-    def store(self, key: dict, model: nn.Module, history) -> Path:
+    def store(self, key: dict, model: nn.Module, history) -> Path | None:
         """Write the trained weights and history under ``key``, atomically, as a `save_checkpoint`
-        file (so `lib.train.load_checkpoint` also rebuilds a cached model)."""
+        file (so `lib.train.load_checkpoint` also rebuilds a cached model). Returns its path, or
+        None with a warning when it cannot be written (a full disk): the cache only saves time, so
+        the run goes on with the model it trained."""
         path = self.path(key)
         stored = {name: value for name, value in asdict(history).items() if name != "from_cache"}
-        save_checkpoint(model, path, extra={"training_key": canonical_json(key), "history": stored,
-                                            "history_digest": json_fingerprint(stored)})
         _count(self.root, "trained")
+        try:
+            save_checkpoint(model, path, extra={"training_key": canonical_json(key), "history": stored,
+                                                "history_digest": json_fingerprint(stored)})
+        except OSError as err:
+            warnings.warn(f"training_cache_dir: {path}: the trained model was not cached "
+                          f"({err.strerror or err}); the run goes on without it", stacklevel=2)
+            return None
         return path
 
 

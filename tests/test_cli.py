@@ -156,3 +156,37 @@ def test_make_runs_paper_pages_one_at_a_time_unless_told_otherwise():
     assert jobs() == "3"  # the default profile: three CPU pages side by side
     assert jobs("PROFILE=paper") == "1"  # each paper page holds ~22 GB of slices
     assert jobs("PROFILE=paper", "JOBS=2") == "2"
+
+
+def test_a_batch_checks_every_parameter_file_before_its_first_run(monkeypatch, capsys, tmp_path):
+    from lib.__main__ import main
+
+    ran = []
+    monkeypatch.setattr(runner, "run", lambda *args, **kwargs: ran.append(args[1]))
+    missing = tmp_path / "nosuch.yaml"
+    assert main(["run", "book/data.py", "--params", "params/data/smoke.yaml", str(missing)]) == 2
+    assert ran == []  # before: the first file ran (an hour on the default profile), then the second failed
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {missing}: parameter file not found"]
+
+
+def test_an_os_error_is_one_line_naming_the_path(monkeypatch, capsys, tmp_path):
+    """A full disk or a folder that cannot be written: the path and the system's reason, no traceback."""
+    from lib.__main__ import main
+
+    full = tmp_path / "results" / "data"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(full))
+
+    monkeypatch.setattr(runner, "run", disk_full)
+    assert main(["run", "book/data.py", "--params", "params/data/smoke.yaml"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {full}: No space left on device"]
+    renamed = OSError(13, "Permission denied", "a", None, "b")
+    assert runner.os_error_line(renamed) == "a -> b: Permission denied"
+    assert runner.os_error_line(OSError("no errno")) == "no errno"
+
+
+def test_a_run_with_no_modality_is_one_line():
+    out = _cli("cohort", "--params", "params/data/smoke.yaml", "--set", "modalities=[]")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: params/data/smoke.yaml (--set): key 'modalities': give at least one value"]

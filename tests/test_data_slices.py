@@ -15,7 +15,8 @@ import pytest
 from lib.data import cache
 from lib.data.cache import cached, cohort_fingerprint
 from lib.fingerprint import array_fingerprint
-from lib.data.slices import ImageSelection, SliceSet, _concatenate_releasing, even_subsample, load_slices, permute_rows_in_place
+from lib.data.slices import (ImageSelection, SliceSet, _concatenate_releasing, even_subsample, load_slices,
+                             permute_rows_in_place, require_slices)
 
 EXACT = dict(crop="none", image_size=16, progress=False)
 
@@ -447,3 +448,17 @@ def test_fingerprint_depends_on_content_and_names_not_location_or_dates(tmp_path
     assert cohort_fingerprint(b.parent) == fingerprint
     t1.rename(b / "BraTS2021_00000_t1.nii")
     assert cohort_fingerprint(b.parent) != fingerprint
+
+
+def test_a_filter_that_keeps_no_slice_names_the_parameters_that_decided(make_cohort):
+    root = make_cohort("brats2021", n_subjects=2)
+    params = {"slice_filter": "tumour", "filter_region": "ET", "min_region_pixels": 5, "crop": "none",
+              "target_spacing": None, "image_size": 16}
+    none_kept = load_slices(root, ("t1", "flair"), slice_filter="tumour", filter_region="ET", min_region_pixels=5,
+                            **EXACT)
+    with pytest.raises(ValueError) as info:
+        require_slices(none_kept, root, params)
+    assert str(info.value) == (f"{root}: no slice passes the slice filter (slice_filter=tumour, filter_region=ET, "
+                               "min_region_pixels=5, crop=none, target_spacing=None, image_size=16)")
+    some = load_slices(root, ("t1", "flair"), slice_filter="tumour", filter_region="ET", min_region_pixels=4, **EXACT)
+    assert require_slices(some, root, params) is some

@@ -44,6 +44,22 @@ def test_folder_for_key_names_the_key_when_the_path_cannot_be_a_folder(tmp_path)
     assert str(info.value).startswith("key 'cache_dir': ") and "cannot be used as a folder" in str(info.value)
 
 
+def test_folder_for_key_refuses_a_folder_it_cannot_write(tmp_path, monkeypatch):
+    """A folder that exists but takes no file (read-only, immutable, full) fails when named, not
+    after the first result was computed. Root may write anywhere, so the refusal is simulated."""
+    import tempfile
+
+    from lib.paths import folder_for_key
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(ValueError) as info:
+        folder_for_key("training_cache_dir", tmp_path)
+    assert str(info.value) == f"key 'training_cache_dir': {tmp_path}: cannot be used as a folder (Permission denied)"
+
+
 NO_SUCH_USER = "~no-such-user-s29x"  # '~user' naming no account: pathlib raises RuntimeError
 
 

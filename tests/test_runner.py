@@ -272,10 +272,13 @@ def test_prepare_book_numbers_pages_in_plan_order_and_points_readers_at_prepared
 
     out = tmp_path / "smoke"
     out.mkdir()
-    (out / "stale.ipynb").write_text("{}")
+    (out / "00-stale.ipynb").write_text("{}")  # an earlier preparation's page, since renamed
+    (out / "00-stale.params.yaml").write_text("study: data\n")
+    (out / "00-stale-run").mkdir()
     written = runner.prepare_book(REPO_ROOT / "params/book.yml", "smoke", out, log=lambda line: None)
     names = [p.name for p in written]
     assert names == sorted(names) and sorted(p.name for p in out.glob("*.ipynb")) == names  # stale one gone
+    assert not (out / "00-stale-run").exists() and not (out / "00-stale.params.yaml").exists()
     pages = [name.split("-", 1)[1].removesuffix(".ipynb") for name in names]
     plan = runner.load_book_plan(REPO_ROOT / "params/book.yml", "smoke")
     assert pages == [entry["page"] for entry in plan]
@@ -640,3 +643,29 @@ def test_a_failed_parallel_run_is_named_once_with_its_log(toy, monkeypatch, tmp_
         runner.run_book_parallel(plan, "smoke", jobs=2, log=lambda line: None, log_dir=tmp_path / "logs")
     expected = message.format(chapter=chapter, params=params)
     assert str(info.value) == f"{expected} (log: {tmp_path / 'logs' / 'toy.log'})"
+
+
+def test_prepare_deletes_no_notebook_or_folder_it_did_not_write(tmp_path):
+    """`prepare-smoke --out` and `prepare --out` replace earlier preparations only: a user's own
+    notebook or an ``<name>-run`` folder of theirs is a one-line error, and is left as it was."""
+    from lib.paths import REPO_ROOT
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "analysis.ipynb").write_text("{}")
+    with pytest.raises(runner.RunError, match=r"analysis.ipynb: a notebook not written by `python -m lib prepare`"):
+        runner.prepare_book(REPO_ROOT / "params/book.yml", "smoke", mine, log=lambda line: None)
+    assert sorted(p.name for p in mine.iterdir()) == ["analysis.ipynb"]
+
+    chapter, params = REPO_ROOT / "book/data.py", REPO_ROOT / "params/data/smoke.yaml"
+    (mine / "analysis-run").mkdir()
+    (mine / "analysis-run" / "results.csv").write_text("1\n")
+    with pytest.raises(runner.RunError, match=r"analysis.ipynb: exists and was not written by `python -m lib prepare`"):
+        runner.prepare_notebook(chapter, params, mine / "analysis.ipynb")
+    (mine / "analysis.ipynb").unlink()
+    with pytest.raises(runner.RunError, match=r"analysis-run: exists and was not written"):
+        runner.prepare_notebook(chapter, params, mine / "analysis.ipynb")
+    assert (mine / "analysis-run" / "results.csv").read_text() == "1\n"
+
+    prepared = runner.prepare_notebook(chapter, params, tmp_path / "page.ipynb")
+    assert runner.prepare_notebook(chapter, params, prepared) == prepared  # an earlier preparation is replaced

@@ -758,3 +758,14 @@ def test_each_ode_epoch_bar_names_the_model_it_trains():
     assert ode_progress_label(original, 0) == "ODE ET seed 0: epochs"
     assert ode_progress_label(original, 2, "per_modality") == "ODE ET seed 2, per-modality vector field: epochs"
     assert ode_progress_label(renamed_pair, 1) == "ODE WT seed 1, renamed t1ce ↔ flair: epochs"
+
+
+def test_too_many_folds_for_the_training_patients_is_said_before_training():
+    from lib.study_a.data import check_fold_counts
+
+    check_fold_counts({"cv_folds": 3, "permutation_cv_folds": None}, 3)
+    with pytest.raises(ValueError, match=r"^cv_folds is 4, but the training set has 3 patient\(s\) with slices; "
+                                         r"lower cv_folds or use more patients$"):
+        check_fold_counts({"cv_folds": 4, "permutation_cv_folds": None}, 3)
+    with pytest.raises(ValueError, match=r"^permutation_cv_folds is 5"):
+        check_fold_counts({"cv_folds": 2, "permutation_cv_folds": 5}, 3)

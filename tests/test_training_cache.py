@@ -311,3 +311,19 @@ def test_a_damaged_history_is_retrained_not_reported(tmp_path):
     with pytest.warns(UserWarning, match="unusable training-cache entry"):
         again = train_segmenter(node(), images, masks, config(), cache=cache)
     assert not again.from_cache and again.epoch_losses == first.epoch_losses
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path, monkeypatch):
+    images, masks = toy()
+    cache = TrainingCache(tmp_path / "cache")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_module, "save_checkpoint", disk_full)
+    trained, plain = node(), node()
+    with pytest.warns(UserWarning, match=r"training_cache_dir: .*\.pt: the trained model was not cached "
+                                         r"\(No space left on device\); the run goes on without it"):
+        history = train_segmenter(trained, images, masks, config(), cache=cache)
+    assert history.epoch_losses == train_segmenter(plain, images, masks, config()).epoch_losses
+    assert not list((tmp_path / "cache").glob("*.pt"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -431,6 +431,22 @@ def load_slices(root: str | Path, modalities: Iterable[str] = MODALITIES, *, ima
     key = {"kind": "slices", "cohort": cohort_fingerprint(root), "modalities": list(modalities),
            "image_size": int(image_size), **settings, "code": preprocessing_code_digest()}
     return _to_slice_set(cached(cache_dir, key, build))
+
+
+# The parameters that decide whether a slice is kept, named when none is.
+_FILTER_KEYS = {"all": ("slice_filter", "crop", "target_spacing", "image_size"),
+                "brain": ("slice_filter", "crop", "target_spacing", "image_size"),
+                "tumour": ("slice_filter", "filter_region", "min_region_pixels", "crop", "target_spacing",
+                           "image_size")}
+
+
+def require_slices(slices: SliceSet, root: str | Path, params: Mapping[str, Any]) -> SliceSet:
+    """``slices`` when there are some; else a ValueError naming the parameters that kept none, in
+    one line (every later step, a split, a table, would fail on the empty set less clearly)."""
+    if len(slices):
+        return slices
+    chosen = ", ".join(f"{key}={params.get(key)}" for key in _FILTER_KEYS.get(params.get("slice_filter"), ()))
+    raise ValueError(f"{root}: no slice passes the slice filter ({chosen})")
 
 
 def _missing(subject: Subject, modalities: tuple[str, ...]) -> list[str]:

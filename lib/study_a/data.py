@@ -10,7 +10,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from lib.data.cohort import prepare_cohort
-from lib.data.slices import SliceSet, load_slices
+from lib.data.slices import SliceSet, load_slices, require_slices
 from lib.data.splits import holdout_split
 from lib.paths import resolve
 
@@ -83,10 +83,12 @@ def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> St
         min_region_pixels=params["min_region_pixels"], max_slices_per_subject=params["max_slices_per_subject"],
         label_convention=params["label_convention"], cache_dir=resolve(params["cache_dir"]), progress=False,
     )
+    require_slices(slices, cohort.root, params)
     if swap:
         slices = swap_modality_names(slices, swap)
     ids, grades = subject_grades(slices)
     train_ids, test_ids = holdout_split(ids, grades, test_fraction=params["test_fraction"], seed=params["split_seed"])
+    check_fold_counts(params, len(train_ids))
     # Views of one array, not copies: the cohort's images are held once (README, "RAM for the slices").
     train, test = slices.partition_by_subjects(train_ids, test_ids)
     without_slices = tuple(sorted({s.subject_id for s in cohort.subjects} - set(ids)))
@@ -95,6 +97,16 @@ def load_study_a_data(params: Mapping[str, Any], swap: Sequence[str] = ()) -> St
         test_ids=list(test_ids), target=params["target"], synthetic=cohort.synthetic, swapped=tuple(swap),
         without_slices=without_slices,
     )
+
+
+def check_fold_counts(params: Mapping[str, Any], n_train_patients: int) -> None:
+    """Table I splits the training patients into ``cv_folds`` (and the renamed run into
+    ``permutation_cv_folds``) folds: say now, before an ODE is trained, when there are too few."""
+    for key in ("cv_folds", "permutation_cv_folds"):
+        folds = params.get(key)
+        if folds is not None and folds > n_train_patients:
+            raise ValueError(f"{key} is {folds}, but the training set has {n_train_patients} patient(s) with slices; "
+                             f"lower {key} or use more patients")
 
 
 def left_out_note(data: StudyAData, params: Mapping[str, Any], shown: int = 5) -> str:

@@ -123,6 +123,22 @@ def css_problems(css_file: Path, html_root: Path) -> list[str]:
             for url in remote]
 
 
+def _toc_error_reason(err: Exception) -> str:
+    """Why a ``_toc.yml`` could not be read, in a few words: the system's reason, YAML's problem
+    and line, or the shape Jupyter Book 1 expects."""
+    import yaml
+
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    if isinstance(err, KeyError):
+        return f"no key {err}"
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        return f"{err.problem or type(err).__name__} at line {err.problem_mark.line + 1}"
+    if isinstance(err, (TypeError, AttributeError)):
+        return "expected a mapping with a 'root' key and its chapters"
+    return type(err).__name__
+
+
 def toc_pages(toc_file: Path) -> list[str]:
     """The ``file`` names of a Jupyter Book 1 ``_toc.yml`` (root first), in order."""
     import yaml
@@ -220,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pages = len(toc_pages(Path(args.toc)))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
-        reason = (err.strerror if isinstance(err, OSError) and err.strerror
-                  else f"no key {err}" if isinstance(err, KeyError) else type(err).__name__)
+        reason = _toc_error_reason(err)
         print(f"{display(Path(args.toc))}: cannot read the table of contents ({reason})")
         return 1
     problems = check_built_book(args.html, args.toc, args.book)

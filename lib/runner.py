@@ -134,7 +134,9 @@ def read_complete_manifest(result_dir: Path) -> dict[str, Any] | None:
         manifest = io.read_json(result_dir / MANIFEST)
     except (OSError, ValueError):
         return None
-    if not isinstance(manifest, dict) or manifest.get("status") != "complete" or not (result_dir / SUMMARY).is_file():
+    if not isinstance(manifest, dict) or manifest.get("status") != "complete":
+        return None
+    if not all((result_dir / name).is_file() for name in (SUMMARY, NOTEBOOK)):  # a damaged result
         return None
     return manifest
 
@@ -697,8 +699,13 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
         raise params_mod.ParamsError(f"{display(path)}: expected a key 'runs' holding a list")
     out = []
     for i, entry in enumerate(runs):
-        if not isinstance(entry, dict) or not {"notebook", "params", "page"} <= set(entry):
-            raise params_mod.ParamsError(f"{display(path)}: runs[{i}] needs keys notebook, params, page")
+        if not isinstance(entry, dict):
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: expected a mapping with keys notebook, params, "
+                                         f"page, got {entry!r}")
+        absent = [key for key in ("notebook", "params", "page") if key not in entry]
+        if absent:
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: missing key '{absent[0]}' "
+                                         "(each run needs notebook, params, page)")
         for key in ("notebook", "params", "page"):
             if not isinstance(entry[key], str) or not entry[key].strip():
                 raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key '{key}': expected a non-empty text, "
@@ -716,6 +723,9 @@ def load_book_plan(path: str | Path, profile: str) -> list[dict[str, Any]]:
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'needs': expected a list of page names, "
                                          f"got {needs!r}")
         earlier = [e["page"] for e in out]
+        if entry["page"] in earlier:  # two runs would publish the same book/<page>.ipynb
+            raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'page': {entry['page']!r} is already "
+                                         f"runs[{earlier.index(entry['page'])}]'s page")
         missing = [n for n in needs if n not in earlier]
         if missing:
             raise params_mod.ParamsError(f"{display(path)}: runs[{i}]: key 'needs': {missing[0]!r} is not a page "

@@ -138,8 +138,13 @@ def test_the_command_prints_each_problem_and_exits_1(book, capsys):
         f"page: not built ({book / 'html' / 'page.html'} is missing)", "check-book: 2 page(s), 1 problem(s)"]
 
 
-@pytest.mark.parametrize("toc_text", [None, "root: [\n", "format: jb-book\n"])
-def test_a_table_of_contents_that_cannot_be_read_is_one_line(book, capsys, toc_text):
+@pytest.mark.parametrize("toc_text, reason", [
+    (None, "No such file or directory"),
+    ("root: [\n", "expected the node content, but found '<stream end>' at line 2"),
+    ("format: jb-book\n", "no key 'root'"),
+    ("- intro\n- data\n", "expected a mapping with a 'root' key and its chapters"),
+])
+def test_a_table_of_contents_that_cannot_be_read_is_one_line(book, capsys, toc_text, reason):
     toc = book / "_toc.yml"
     if toc_text is None:
         toc.unlink()
@@ -148,4 +153,4 @@ def test_a_table_of_contents_that_cannot_be_read_is_one_line(book, capsys, toc_t
     for html in (book / "html", book / "no-build"):
         assert book_check.main(["--html", str(html), "--toc", str(toc), "--book", str(book / "book")]) == 1
         lines = capsys.readouterr().out.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"{toc}: ") and "table of contents" in lines[0]
+        assert lines == [f"{toc}: cannot read the table of contents ({reason})"]

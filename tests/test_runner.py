@@ -104,6 +104,15 @@ def test_untrusted_folder_is_rerun(toy):
     assert not runner.run(chapter, params, results_root=results, log_output=False).skipped
 
 
+def test_a_complete_result_that_lost_its_notebook_is_rerun_not_trusted(toy):
+    chapter, params, results = toy
+    out = runner.run(chapter, params, results_root=results, log_output=False).result_dir
+    (out / "notebook.ipynb").unlink()  # before: "up to date", then a traceback publishing the page
+    assert runner.read_complete_manifest(out) is None
+    again = runner.run(chapter, params, results_root=results, log_output=False)
+    assert not again.skipped and (out / "notebook.ipynb").is_file()
+
+
 def test_invalid_params_write_nothing(toy):
     chapter, params, results = toy
     params.write_text("study: toy\nprofile: smoke\nx: three\n")

@@ -106,7 +106,8 @@ def test_run_book_refuses_zero_jobs(tmp_path):
     ("  - {notebook: a.py, params: p.yaml, page: a, alone: yes please}\n", "runs[0]: key 'alone': expected true or false"),
     ("  - {notebook: a.py, params: p.yaml, page: a, alnoe: true}\n", "runs[0]: unknown key 'alnoe'"),
     ("  - {notebook: a.py, page: a}\n", "runs[0]: missing key 'params' (each run needs notebook, params, page)"),
-    ("  - [a.py, p.yaml, a]\n", "runs[0]: expected a mapping with keys notebook, params, page, got ['a.py', 'p.yaml', 'a']"),
+    ("  - [a.py, p.yaml, a]\n",
+     "runs[0]: expected a mapping with keys notebook, params, page, got ['a.py', 'p.yaml', 'a']"),
     ("  - {notebook: book/data.py, params: params/data/smoke.yaml, page: data}\n"
      "  - {notebook: book/data.py, params: params/data/default.yaml, page: data}\n",
      "runs[1]: key 'page': 'data' is already runs[0]'s page"),

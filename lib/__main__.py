@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except InvalidCohortError as err:
-        print(f"error: invalid cohort:\n{err}", file=sys.stderr)
+        print(f"error: invalid cohort, {len(err.problems)} problem(s), one line each:\n{err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a folder that cannot be written: name the path, no traceback
         print(f"error: {os_error_line(err)}", file=sys.stderr)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         # A book or a batch keeps the results of the runs that finished before the interruption.
         several = args.command == "book" or (args.command == "run" and len(args.params) > 1)
         print("interrupted: " + ("the runs that finished are kept; for the others " if several else "")
-              + "no result was written", file=sys.stderr)
+              + "no result was written (an earlier result of the same run is kept)", file=sys.stderr)
         return 130
 
 

@@ -46,6 +46,10 @@ def test_a_run_refuses_an_invalid_cohort_and_writes_nothing(make_cohort, tmp_pat
     with pytest.raises(InvalidCohortError, match=r"_seg.nii.gz: unreadable"):
         runner.run(REPO_ROOT / "book/data.py", params, results_root=results, log_output=False)
     assert not results.exists()
+    out = _cli("run", "book/data.py", "--params", str(params))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and lines[0] == "error: invalid cohort, 1 problem(s), one line each:"
+    assert len(lines) == 2 and "_seg.nii.gz: unreadable" in lines[1]
 
 
 @pytest.mark.parametrize("layout", ["brats2018", "brats2023"])
@@ -117,7 +121,8 @@ def test_an_interrupted_single_run_says_it_wrote_no_result(monkeypatch, capsys):
 
     monkeypatch.setattr(runner, "run", interrupt)
     assert main(["run", "book/data.py", "--params", "params/data/smoke.yaml"]) == 130
-    assert capsys.readouterr().err.strip() == "interrupted: no result was written"
+    assert capsys.readouterr().err.strip() == ("interrupted: no result was written "
+                                               "(an earlier result of the same run is kept)")
 
 
 def test_a_chapter_run_with_another_studys_parameter_file_is_one_line():

@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     from lib.data.cohort import CohortError
     from lib.data.validate import InvalidCohortError
     from lib.params import ParamsError
-    from lib.runner import RunError, os_error_line
+    from lib.io import os_error_line
+    from lib.runner import RunError
 
     try:
         return args.func(args)

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from lib.paths import display
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -114,3 +116,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OSError: the path(s) it names and the system's reason."""
+    reason = err.strerror or str(err) or type(err).__name__
+    paths = [display(Path(os.fsdecode(p))) if isinstance(p, (str, bytes, os.PathLike)) else str(p)
+             for p in (err.filename, err.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from lib import io, kernel, params as params_mod
+from lib.io import os_error_line
 from lib.fingerprint import lib_source_fingerprint
 from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display, resolve
 from lib.progress_streams import collapse_progress_streams
@@ -594,14 +595,6 @@ def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
 def _publish_page(result_dir: Path, page: str | None) -> None:
     if page:
         io.write_bytes(BOOK_DIR / f"{page}.ipynb", (result_dir / NOTEBOOK).read_bytes())
-
-
-def os_error_line(err: OSError) -> str:
-    """One line for an OSError: the path(s) it names and the system's reason."""
-    reason = err.strerror or str(err) or type(err).__name__
-    paths = [display(Path(os.fsdecode(p))) if isinstance(p, (str, bytes, os.PathLike)) else str(p)
-             for p in (err.filename, err.filename2) if p is not None]
-    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 def prepare_notebook(script: str | Path, params_file: str | Path, out: str | Path,

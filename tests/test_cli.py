@@ -177,6 +177,7 @@ def test_a_batch_checks_every_parameter_file_before_its_first_run(monkeypatch, c
 def test_an_os_error_is_one_line_naming_the_path(monkeypatch, capsys, tmp_path):
     """A full disk or a folder that cannot be written: the path and the system's reason, no traceback."""
     from lib.__main__ import main
+    from lib.io import os_error_line
 
     full = tmp_path / "results" / "data"
 
@@ -187,8 +188,8 @@ def test_an_os_error_is_one_line_naming_the_path(monkeypatch, capsys, tmp_path):
     assert main(["run", "book/data.py", "--params", "params/data/smoke.yaml"]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {full}: No space left on device"]
     renamed = OSError(13, "Permission denied", "a", None, "b")
-    assert runner.os_error_line(renamed) == "a -> b: Permission denied"
-    assert runner.os_error_line(OSError("no errno")) == "no errno"
+    assert os_error_line(renamed) == "a -> b: Permission denied"
+    assert os_error_line(OSError("no errno")) == "no errno"
 
 
 def test_a_run_with_no_modality_is_one_line():

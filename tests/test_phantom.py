@@ -437,6 +437,19 @@ def test_cli(tmp_path, capsys):
     assert err.startswith("error:") and err.count("\n") == 1
 
 
+def test_cli_errors_name_its_options_and_paths_in_one_line(tmp_path, capsys):
+    assert P.main(["--out", str(tmp_path / "c"), "--subjects", "0"]) == 2
+    assert capsys.readouterr().err == "error: --subjects must be >= 1\n"  # not PhantomSpec's n_subjects
+    assert P.main(["--out", str(tmp_path / "c"), "--hgg-fraction", "1.5"]) == 2
+    assert capsys.readouterr().err == "error: --hgg-fraction must be within 0..1\n"
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert P.main(["--out", str(a_file / "sub"), "--subjects", "1"]) == 2
+    assert capsys.readouterr().err == f"error: --out {a_file / 'sub'}: {a_file}: File exists\n"
+    assert P.main(["--out", str(a_file), "--subjects", "1"]) == 2
+    assert capsys.readouterr().err == f"error: {a_file}: exists and is not a folder\n"
+
+
 # --- the measurement itself (known answers; real layouts) -----------------------------------
 
 def test_contrast_report_known_answer(tmp_path):

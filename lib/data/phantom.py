@@ -41,7 +41,7 @@ import numpy as np
 from lib.data import phantom_acquisition as acquisition
 from lib.data import phantom_anatomy as anatomy
 from lib.data import phantom_tumour as tumour
-from lib.io import held_by_another_process
+from lib.io import held_by_another_process, os_error_line
 
 GENERATOR_VERSION = "1.4"  # 1.1: core visible mainly on T1ce; 1.2: core off-centre, T1ce only (phantom_tumour.Z_TARGETS);
 # 1.3: each sequence acquired as BraTS describes (phantom_acquisition), sequence-specific T1/T1ce contrast;
@@ -485,6 +485,11 @@ def _parse_gain(items: Sequence[str] | None) -> dict[str, float]:
     return gain
 
 
+_OPTION_OF_FIELD = {"n_subjects": "--subjects", "resolution_mm": "--resolution", "hgg_fraction": "--hgg-fraction",
+                    "contrast_gain": "--contrast-gain", "noise_scale": "--noise-scale", "bias_scale": "--bias-scale",
+                    "rater": "--rater", "seed": "--seed"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lib phantom --out DIR --subjects N --seed S [...]``."""
     parser = argparse.ArgumentParser(prog="python -m lib phantom",
@@ -505,8 +510,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = PhantomSpec(n_subjects=args.subjects, seed=args.seed, resolution_mm=args.resolution,
                            hgg_fraction=args.hgg_fraction, contrast_gain=_parse_gain(args.contrast_gain),
                            noise_scale=args.noise_scale, bias_scale=args.bias_scale, rater=args.rater)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except ValueError as err:  # PhantomSpec names its fields; say the options this command takes
+        message = str(err).removeprefix("PhantomSpec: ")
+        for field_name, option in _OPTION_OF_FIELD.items():
+            message = message.replace(field_name, option)
+        print(f"error: {message}", file=sys.stderr)
         return 2
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()) and is_same_phantom(out, spec):
@@ -515,8 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         generate_cohort(out, spec)
-    except FileExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except OSError as err:  # --out is a file, sits under a file, or cannot be written: one line
+        print(f"error: --out {out}: {os_error_line(err)}" if err.filename else f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lib.explain import acc
+from lib.explain.diagnostics import eta_area_per_slice, eta_coverage_per_slice
 from lib.explain.verdict import KeyModalityResult, agreement
 
 
@@ -330,6 +331,12 @@ def test_rule_net_versus_late_slope():
     assert late.params["slope"] == "late"
 
 
+def test_rule_without_the_slope_condition_keeps_a_flat_high_curve():
+    curves = make_curves({"a": lambda t: 0.9, "b": linear(0.1, 0.3)})  # a: high but flat; b: rising but low
+    assert acc.key_modalities_acc(curves).key == ()  # the slope condition rejects the flat one
+    assert acc.key_modalities_acc(curves, acc.ACCRule(require_positive_slope=False)).key == ("a",)
+
+
 def test_rule_all_nan_curves_no_verdict():
     curves = make_curves({"a": lambda t: np.nan, "b": lambda t: np.nan})
     result = acc.key_modalities_acc(curves)
@@ -350,14 +357,40 @@ def test_acc_from_model_matches_step_by_step():
     np.testing.assert_array_equal(run.gamma, gamma)
     with torch.no_grad():
         np.testing.assert_array_equal(run.gamma, model(torch.from_numpy(images))[:, 0].numpy() > 0)
-    mu = acc.accumulated_contribution(acc.binarised_contribution(frames, w), gamma)
+    eta = acc.binarised_contribution(frames, w)
+    mu = acc.accumulated_contribution(eta, gamma)
     np.testing.assert_array_equal(run.mu, mu)
     assert run.mu.shape == (6, 5, 2) and run.mu_polarity_aware.shape == (6, 5, 2)
+    # every other field is the step-by-step value too; with w = (2, -1) the polarity-aware factor
+    # and the printed one differ, so reading one for the other would show here
+    mu_pa = acc.accumulated_contribution(acc.binarised_contribution_polarity_aware(frames, w), gamma)
+    np.testing.assert_array_equal(run.mu_polarity_aware, mu_pa)
+    assert not np.array_equal(mu_pa, mu)
+    np.testing.assert_array_equal(run.logit_share, acc.logit_share(frames, w, gamma))
+    np.testing.assert_array_equal(run.eta_coverage, eta_coverage_per_slice(eta, gamma))
+    np.testing.assert_array_equal(run.eta_area, eta_area_per_slice(eta, None))
+    np.testing.assert_array_equal(run.I_1, frames[-1])
     assert run.final_frame_error < 1e-6
     np.testing.assert_allclose(run.kept_frames[4], frames[:, 4])
     curves = run.curves()
     assert set(curves.modality) == {"flair", "t1ce"} and len(curves) == 12
     assert model.training  # restored
+
+
+def test_acc_from_model_reads_each_batch_with_its_own_brain_slices():
+    """``eta_area`` is per slice over that slice's brain: batches of 2 over 5 slices must take
+    rows 0-1, 2-3 and 4 of ``brain``, not the first rows again."""
+    model = ToyODE(modalities=("flair", "t1ce"), weights=(2.0, -1.0), bias=-0.5)
+    images = np.random.default_rng(3).normal(size=(5, 2, 4, 4)).astype(np.float32)
+    brain = np.zeros((5, 4, 4), bool)
+    for i in range(5):
+        brain[i, : i + 1] = True  # slice i: its first i + 1 rows are brain, so every slice differs
+    run = acc.acc_from_model(model, images, n_frames=6, batch_size=2, brain=brain)
+    _, frames = model.flow(torch.from_numpy(images), n_frames=6)
+    w, _ = model.readout_weights()
+    eta = acc.binarised_contribution(frames.numpy(), w)
+    np.testing.assert_array_equal(run.eta_area, eta_area_per_slice(eta, brain))
+    assert not np.array_equal(run.eta_area, eta_area_per_slice(eta, None))
 
 
 def test_segmentation_overlap_counts_for_a_pooled_dice():

@@ -104,6 +104,14 @@ def test_rule_single_and_redundant_and_dropped_slices():
     assert result.key == ("t2", "flair")  # both above uniform (1/3), ordered by mean share
 
 
+def test_rule_needs_min_slices_usable_slices():
+    shares = shares_table([(0.1, 0.7, 0.2), (0.2, 0.5, 0.3), (0.9, 0.05, 0.05)])
+    converged = np.array([True, True, False])  # two usable slices
+    assert attr.key_modalities_attribution(shares, converged, attr.AttributionRule(min_slices=2)).key == ("t1ce",)
+    fewer = attr.key_modalities_attribution(shares, converged, attr.AttributionRule(min_slices=3))
+    assert fewer.key == () and not fewer.has_verdict
+
+
 def test_rule_counts_a_slice_without_shares_as_empty_not_as_nonconverged():
     nan = float("nan")
     shares = shares_table([(0.1, 0.7, 0.2), (nan, nan, nan), (0.2, 0.5, 0.3), (0.9, 0.05, 0.05)])

@@ -192,6 +192,17 @@ def hand_table(modalities, dice_full, dice_occluded):
 RULE_TABLE = dict(a=0.5, b=0.875, c=1.0, **{"a+b": 0.0, "a+c": 0.25, "b+c": 0.875, "a+b+c": 0.0})
 
 
+def test_occlusion_rule_reads_the_dice_columns_it_is_told_to():
+    """Per-slice mean Dice names a, pooled Dice names c: ``dice="pooled"`` must read the pooled columns."""
+    mean = hand_table("abc", 1.0, RULE_TABLE)
+    # pooled: occluding c alone loses 0.5, a or b nothing; keeping c alone (occluding a+b) retains 0.875
+    pooled_values = {"a": 1.0, "b": 1.0, "c": 0.5, "a+b": 0.875, "a+c": 0.25, "b+c": 0.25, "a+b+c": 0.0}
+    table = mean.assign(dice_pooled_occluded=mean["occluded"].map(pooled_values))
+    rule = dict(min_drop=0.125, relative_to_max=0.5, retain=0.875)
+    assert occ.key_modalities_occlusion(table, occ.OcclusionRule(**rule)).key == ("a",)
+    assert occ.key_modalities_occlusion(table, occ.OcclusionRule(**rule, dice="pooled")).key == ("c",)
+
+
 def test_occlusion_rule_necessary_needs_both_the_absolute_and_the_relative_drop():
     table = hand_table("abc", 1.0, RULE_TABLE)
     # b loses exactly min_drop 0.125 (passes the absolute cut) but less than 0.5 x the largest drop 0.5

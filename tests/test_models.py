@@ -325,6 +325,9 @@ def test_time_dependent_field_sees_the_stage():
     x, _ = toy_batch(n=1)
     field = model.vector_field
     assert not torch.allclose(field(torch.tensor(0.0), x), field(torch.tensor(1.0), x))
+    # the extra input channel holds the stage t itself, in every pixel
+    stage = torch.full((1, 1, *x.shape[2:]), 0.3)
+    torch.testing.assert_close(field(torch.tensor(0.3), x), field.unet(torch.cat([x, stage], dim=1)))
     assert model(x).shape == (1, 1, 16, 16)
 
 

@@ -78,6 +78,30 @@ def test_failed_run_keeps_previous_result(toy):
     assert not (results / "toy" / "toy-smoke.failed.ipynb").exists()  # a later success supersedes it
 
 
+def test_a_chapter_that_writes_no_summary_fails_and_keeps_the_previous_result(toy):
+    chapter, params, results = toy
+    runner.run(chapter, params, results_root=results, log_output=False)
+    out = results / "toy" / "toy-smoke"
+    before = {name: (out / name).read_bytes() for name in ("manifest.json", "summary.json", "notebook.ipynb")}
+    chapter.write_text(TOY_CHAPTER.replace('(out / "summary.json").write_text', 'len'))  # forgets write_summary
+    with pytest.raises(runner.RunError, match=r"toy.py: the chapter wrote no summary.json"):
+        runner.run(chapter, params, results_root=results, log_output=False)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert not list((results / "toy").glob(".*tmp*"))
+
+
+def test_stale_temporary_folders_of_dead_runs_are_removed_and_live_ones_kept(toy):
+    chapter, params, results = toy
+    study = results / "toy"
+    dead = study / ".toy-smoke.tmp-999999999"   # no such process
+    live = study / f".toy-smoke.tmp-{runner.os.getppid()}"  # a running process: another runner at work
+    other = study / ".other-run.tmp-999999999"  # another run's: not this run's to remove
+    for folder in (dead, live, other):
+        folder.mkdir(parents=True)
+    runner.run(chapter, params, results_root=results, log_output=False)
+    assert not dead.exists() and live.is_dir() and other.is_dir()
+
+
 def test_interrupted_run_is_not_trusted(toy, monkeypatch):
     chapter, params, results = toy
     real_write_json = runner.io.write_json

@@ -29,6 +29,14 @@ def test_wilcoxon_exact_p_for_six_positive_differences():
     assert greater.p_value == pytest.approx(1 / 64) and greater.statistic == 21.0  # W+ = 1+...+6
 
 
+def test_wilcoxon_with_tied_differences_uses_the_exact_permutation_p():
+    # differences [1, 1, 2, 3, 4] (ranks 1.5, 1.5, 3, 4, 5), all positive: of the 2^5 sign patterns
+    # only all-positive and all-negative are as extreme, so p = 2/32, not the normal approximation's 0.042
+    result = stats.wilcoxon_signed_rank(np.array([1.0, 1.0, 2.0, 3.0, 4.0]), np.zeros(5))
+    assert result.p_value == pytest.approx(2 / 32) and result.statistic == 0.0
+    assert not result.significant()
+
+
 def test_wilcoxon_drops_zero_differences():
     # One zero difference of six: 'wilcox' drops it, leaving n = 5, exact p = 2/32.
     result = stats.wilcoxon_signed_rank([1, 2, 0, 4, 5, 6], [0, 0, 0, 0, 0, 0])

@@ -244,11 +244,18 @@ def test_verdict_rows_count_seeds():
         return KeyModalityResult(method="m", key=tuple(key), scores={}, reasons="", params={})
 
     rows = verdict_rows("ET", ("t1ce",), "planted", {"acc": [result(["t1ce"]), result(["flair"]), result([])],
-                                                     "occ": [result(["t1ce"])] * 3, "none": [result([])] * 3},
+                                                     "occ": [result(["t1ce"])] * 3, "none": [result([])] * 3,
+                                                     "wrong": [result(["flair"]), result([]), result(["t2", "t1"])],
+                                                     "all wrong": [result(["flair"])] * 3,
+                                                     "overlap": [result(["t1ce", "t1"])] * 3},
                         ("agrees", "text"))
     by = rows.set_index("measure")
     assert by.loc["acc", "verdict"] == "partly" and by.loc["acc", "seeds agreeing"] == "1/3"
     assert by.loc["occ", "verdict"] == "agrees" and by.loc["none", "verdict"] == "no verdict"
+    # no seed names the reference (some name nothing): disagrees, not partly
+    assert by.loc["wrong", "verdict"] == "disagrees" and by.loc["wrong", "seeds agreeing"] == "0/3"
+    assert by.loc["all wrong", "verdict"] == "disagrees"
+    assert by.loc["overlap", "verdict"] == "partly" and by.loc["overlap", "seeds agreeing"] == "0/3"
     assert by.loc["U-Net subset comparison (Table I)", "verdict"] == "agrees"
 
 
@@ -769,3 +776,34 @@ def test_too_many_folds_for_the_training_patients_is_said_before_training():
         check_fold_counts({"cv_folds": 4, "permutation_cv_folds": None}, 3)
     with pytest.raises(ValueError, match=r"^permutation_cv_folds is 5"):
         check_fold_counts({"cv_folds": 2, "permutation_cv_folds": 5}, 3)
+
+
+def test_acc_readings_read_each_curve_with_the_params_rule_and_slices():
+    """Three curve kinds naming three different modalities: each reading names its own. The
+    rule's ``min_final`` and the ``acc_slices`` choice reach the rule."""
+    from lib.explain.acc import ACCRun
+    from lib.study_a.ode import acc_readings
+
+    mods, t = ("t1", "t1ce", "flair"), np.array([0.0, 0.5, 1.0])
+
+    def rising(winner, last=0.9):  # (T, N=2, m): `winner` rises to `last`, the others stay at 0.05
+        mu = np.full((3, 2, 3), 0.05)
+        mu[:, :, mods.index(winner)] = np.array([0.0, 0.5, last])[:, None]
+        return mu
+
+    gamma = np.zeros((2, 2, 2), bool)
+    gamma[0, 0, 0] = True  # slice 1 has an empty gamma: "segmented" leaves it out
+    printed, polarity, share = rising("t1"), rising("t1ce"), rising("flair")
+    polarity[:, 1, mods.index("t1ce")] = 0.0  # only the empty slice differs between the slice choices
+    polarity[:, 1, mods.index("t1")] = np.array([0.0, 0.5, 0.9])
+    run = ACCRun(t=t, modalities=mods, w=np.ones(3), b=0.0, gamma=gamma, mu=printed, mu_polarity_aware=polarity,
+                 logit_share=share, eta_coverage=printed, eta_area=printed, I_1=None, final_frame_error=0.0,
+                 kept_frames={})
+    segmented = acc_readings(run, {"acc_rule": {}, "acc_slices": "segmented"})
+    assert [r.key for r in segmented] == [("t1",), ("t1ce",), ("flair",)]
+    assert [r.method for r in segmented] == ["ACC (Eq. 6-7 as printed)", "ACC, polarity-aware variant",
+                                             "ACC, logit-share variant"]
+    # over all slices the polarity-aware means are t1 0.475 and t1ce 0.45: both within half the best
+    assert acc_readings(run, {"acc_rule": {}, "acc_slices": "all"})[1].key == ("t1", "t1ce")
+    # a min_final above every final value: the rule names nothing
+    assert [r.key for r in acc_readings(run, {"acc_rule": {"min_final": 0.95}, "acc_slices": "segmented"})] == [()] * 3

@@ -42,6 +42,17 @@ def test_verdict_measures_rows_in_order_with_top_ranked_and_per_grade_readings()
     assert rows["occlusion, largest single drop, LGG test slices only"][0].key == ("flair",)
     assert [r.method for r in rows["variant, one U-Net per modality: occlusion"]] == ["occlusion variant"]
     assert rows["integrated gradients"][0].method == "attribution paper"
+    # each row reads its own field of the explained model (methods are tagged per field)
+    fields = {"ACC, Eq. 6-7 as printed (paper's rule)": "acc", "ACC, printed, top-ranked final μ": "acc",
+              "ACC, polarity-aware variant": "polarity", "ACC, logit-share variant": "share",
+              "occlusion": "occlusion", "occlusion, largest single drop": "occlusion",
+              "integrated gradients": "attribution", "integrated gradients, largest share": "attribution"}
+    for name, method in fields.items():
+        top = ", top-ranked" if "top-ranked" in name or "largest" in name else ""
+        assert {r.method for r in rows[name]} == {f"{method} paper{top}"}, name
+    for name, method in (("ACC as printed", "acc"), ("ACC, polarity-aware", "polarity"), ("ACC, logit share", "share"),
+                         ("integrated gradients", "attribution")):
+        assert [r.method for r in rows[f"variant, one U-Net per modality: {name}"]] == [f"{method} variant"], name
 
 
 def test_no_variant_and_one_grade_give_no_such_rows():

@@ -175,6 +175,16 @@ def gradients_by(model, sensitivity: str):
         model.sensitivity = previous
 
 
+def acc_readings(acc: ACCRun, params: Mapping[str, Any]) -> tuple[KeyModalityResult, ...]:
+    """The key modalities the ACC rule (``acc_rule``) reads from the curves over ``acc_slices``:
+    Eq. (6)-(7) as printed, the polarity-aware variant and the logit share, in this order."""
+    rule, slices = ACCRule(**params["acc_rule"]), params["acc_slices"]
+    return (key_modalities_acc(acc.curves("printed", slices), rule, method="ACC (Eq. 6-7 as printed)"),
+            key_modalities_acc(acc.curves("polarity_aware", slices), rule, method="ACC, polarity-aware variant"),
+            # the same rule on the continuous logit share (not winner-take-all): lib.explain.acc.logit_share
+            key_modalities_acc(acc.curves("logit_share", slices), rule, method="ACC, logit-share variant"))
+
+
 def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, history: TrainHistory,
                 keep_slices=()) -> ExplainedModel:
     """Eq. (5)-(7) exactly as printed (and the polarity-aware and logit-share variants), the
@@ -184,12 +194,7 @@ def explain_ode(params: Mapping[str, Any], data: StudyAData, model, seed: int, h
     truth = test.region(target)
     acc = acc_from_model(model, test.images, n_frames=params["render_frames"], batch_size=params["flow_batch_size"],
                          brain=test.brain, keep_slices=keep_slices)
-    rule = ACCRule(**params["acc_rule"])
-    slices = params["acc_slices"]
-    key_acc = key_modalities_acc(acc.curves("printed", slices), rule, method="ACC (Eq. 6-7 as printed)")
-    key_acc_pa = key_modalities_acc(acc.curves("polarity_aware", slices), rule, method="ACC, polarity-aware variant")
-    # The same rule on the continuous logit share (not winner-take-all): see lib.explain.acc.logit_share.
-    key_acc_share = key_modalities_acc(acc.curves("logit_share", slices), rule, method="ACC, logit-share variant")
+    key_acc, key_acc_pa, key_acc_share = acc_readings(acc, params)
     w, b = model.readout_weights()
     mixing = channel_mixing(test.images, acc.I_1, brain_mask=test.brain, modalities=data.modalities)
     acc = replace(acc, I_1=None)  # its only use; a copy of the test images per model otherwise

@@ -70,6 +70,18 @@ def test_brain_mean_baseline_on_linear_model():
     assert np.all(error < 1e-5)
 
 
+def test_a_constant_or_array_baseline_on_linear_model():
+    """For a linear model IG is w * (x - baseline) inside the region, whatever the baseline."""
+    images, regions = data(n=2)
+    weights = np.asarray(WEIGHTS, dtype=np.float32)[None, :, None, None]
+    for baseline in (0.5, np.full(images.shape, -1.0, dtype=np.float32)):
+        attributions, error = attr.integrated_gradients(Linear(), images, regions, n_steps=2, baseline=baseline)
+        np.testing.assert_allclose(attributions, weights * (images - baseline) * regions[:, None], atol=1e-5)
+        assert np.all(error < 1e-5)
+    with pytest.raises(ValueError, match='baseline must be "zero", "brain_mean" or an array'):
+        attr.integrated_gradients(Linear(), images, regions, n_steps=2, baseline="mean")
+
+
 def test_attribution_shares_inside_region():
     images, regions = data()
     attributions = np.asarray(WEIGHTS, dtype=np.float32)[None, :, None, None] * images * regions[:, None]
@@ -110,6 +122,15 @@ def test_rule_needs_min_slices_usable_slices():
     assert attr.key_modalities_attribution(shares, converged, attr.AttributionRule(min_slices=2)).key == ("t1ce",)
     fewer = attr.key_modalities_attribution(shares, converged, attr.AttributionRule(min_slices=3))
     assert fewer.key == () and not fewer.has_verdict
+
+
+def test_rule_min_share_factor_scales_the_uniform_cut_and_a_short_mask_is_refused():
+    shares = shares_table([(0.25, 0.45, 0.3), (0.25, 0.45, 0.3)])  # flair, t1ce, t2; uniform share 1/3
+    assert attr.key_modalities_attribution(shares, np.array([True, True])).key == ("t1ce",)  # 0.3 < 1/3
+    lower = attr.AttributionRule(min_share_factor=0.75)  # cut 0.25: t2 (0.3) and flair (0.25) pass it
+    assert attr.key_modalities_attribution(shares, np.array([True, True]), lower).key == ("t1ce", "t2", "flair")
+    with pytest.raises(ValueError, match="converged_mask has 1 entries but shares reach slice 1"):
+        attr.key_modalities_attribution(shares, np.array([True]))
 
 
 def test_rule_counts_a_slice_without_shares_as_empty_not_as_nonconverged():

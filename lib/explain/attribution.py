@@ -71,7 +71,7 @@ def _baseline(images: np.ndarray, baseline: Any, brain: Any) -> np.ndarray:
             return occlude(images, names, names, fill="brain_mean", brain=brain)
         raise ValueError(f'baseline must be "zero", "brain_mean" or an array, got {baseline!r}')
     base = np.broadcast_to(np.asarray(_to_numpy(baseline), dtype=np.float32), images.shape)
-    return np.ascontiguousarray(base)
+    return np.array(base, order="C")  # a writable copy: broadcast_to gives a read-only view torch warns about
 
 
 

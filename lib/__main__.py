@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         # A book or a batch keeps the results of the runs that finished before the interruption.
         several = args.command == "book" or (args.command == "run" and len(args.params) > 1)
         print("interrupted: " + ("the runs that finished are kept; for the others " if several else "")
-              + "no result was written (an earlier result of the same run is kept)", file=sys.stderr)
+              + "no result was written", file=sys.stderr)
         return 130
 
 

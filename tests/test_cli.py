@@ -121,8 +121,7 @@ def test_an_interrupted_single_run_says_it_wrote_no_result(monkeypatch, capsys):
 
     monkeypatch.setattr(runner, "run", interrupt)
     assert main(["run", "book/data.py", "--params", "params/data/smoke.yaml"]) == 130
-    assert capsys.readouterr().err.strip() == ("interrupted: no result was written "
-                                               "(an earlier result of the same run is kept)")
+    assert capsys.readouterr().err.strip() == "interrupted: no result was written"
 
 
 def test_a_chapter_run_with_another_studys_parameter_file_is_one_line():

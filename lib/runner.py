@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 from lib import io, kernel, params as params_mod
 from lib.io import os_error_line
 from lib.fingerprint import lib_source_fingerprint
-from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display, resolve
+from lib.paths import BOOK_DIR, REPO_ROOT, RESULTS_ROOT, display, folder_for_key, resolve
 from lib.progress_streams import collapse_progress_streams
 
 MANIFEST = "manifest.json"
@@ -430,8 +430,6 @@ def run(
         return RunOutcome(study, name, final_dir, True, 0.0)
 
     if params.get("training_cache_dir"):  # a cache that cannot be written fails now, not an hour in
-        from lib.paths import folder_for_key
-
         try:
             folder_for_key("training_cache_dir", params["training_cache_dir"])
         except ValueError as err:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 
 def _overrides(items: list[str] | None) -> dict:
-    from lib.params import parse_override
+    from lib.params import parse_overrides
 
-    return dict(parse_override(item) for item in items or [])
+    return parse_overrides(items)
 
 
 def cmd_run(args) -> int:

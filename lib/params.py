@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -268,6 +268,20 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key.strip(), yaml.safe_load(value)
     except yaml.YAMLError:
         raise ParamsError(f"override '{text}': value is not valid YAML") from None
+
+
+def parse_overrides(texts: Iterable[str] | None) -> dict[str, Any]:
+    """Every ``--set key=value`` of one command as a dict. A key given twice with two different
+    values is a ParamsError naming both: silently keeping the last one would hide a typo or a
+    clash (e.g. ``make book DATA_DIR=a SET="data_dir=b"``)."""
+    overrides: dict[str, Any] = {}
+    for text in texts or []:
+        key, value = parse_override(text)
+        if key in overrides and overrides[key] != value:
+            raise ParamsError(f"override '{key}': given twice, as {overrides[key]!r} and {value!r}; "
+                              "give it once")
+        overrides[key] = value
+    return overrides
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -107,6 +107,14 @@ def test_parse_override_reads_yaml_values():
         P.parse_override("epochs")
 
 
+def test_parse_overrides_refuses_a_key_given_twice_with_two_values():
+    assert P.parse_overrides(["epochs=3", "seeds=[0, 1]"]) == {"epochs": 3, "seeds": [0, 1]}
+    assert P.parse_overrides(["epochs=3", "epochs=3"]) == {"epochs": 3}  # the same value twice is no clash
+    assert P.parse_overrides(None) == {}
+    with pytest.raises(ParamsError, match=r"^override 'data_dir': given twice, as 'a' and 'b'; give it once$"):
+        P.parse_overrides(["data_dir=a", "epochs=3", "data_dir=b"])
+
+
 def test_every_shipped_parameter_file_validates():
     from lib.paths import REPO_ROOT
 

@@ -8,8 +8,11 @@ write leaves at most a ``.tmp-*`` file that nothing reads.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,11 +43,35 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _host_tag(hostname: str) -> str:
+    """``h`` + 8 hex digits of the host's name: no ``-`` in it, so it parses back out of a folder
+    name, and it never looks like a pid or a time stamp."""
+    return "h" + hashlib.sha1(hostname.encode("utf-8")).hexdigest()[:8]
+
+
+_HOST_TAG = _host_tag(socket.gethostname())
+
+
+def writer_tag() -> str:
+    """``<host tag>-<pid>``: ends the name of a temporary or old folder this process writes, so that
+    :func:`held_by_another_process` can tell whether its writer is still at work."""
+    return f"{_HOST_TAG}-{os.getpid()}"
+
+
 def held_by_another_process(path: str | os.PathLike) -> bool:
-    """True when the pid that ends ``path``'s name (``.<name>.tmp-...-<pid>``) is another live
-    process: the temporary or old folder of a writer still at work, which must not be removed."""
-    pid = Path(path).name.rsplit("-", 1)[-1]
-    return pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))
+    """True when the writer named at the end of ``path``'s name (``...-<host tag>-<pid>``, see
+    :func:`writer_tag`) may still be at work, so the folder must not be removed: another live
+    process on this machine, or any process on another machine sharing the folder (its pids
+    cannot be checked from here). A name without a host tag (written before the tag existed) is
+    read as this machine's."""
+    parts = Path(path).name.split("-")
+    pid = parts[-1]
+    if not pid.isdigit():
+        return False
+    host = parts[-2] if len(parts) > 1 else ""
+    if re.fullmatch(r"h[0-9a-f]{8}", host) and host != _HOST_TAG:
+        return True
+    return int(pid) != os.getpid() and _pid_alive(int(pid))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -9,8 +9,9 @@ parameter file. What a run leaves, all in ``results/<study>/<name>/``:
 - ``summary.json``     the run's key figures, flat (read by the reproduction report and tools)
 - ``manifest.json``    params, seed, package versions, git commit, data fingerprint, timings
 
-Atomicity: the chapter runs in a hidden sibling folder ``.<name>.tmp-<pid>``; only a run that
-finished is renamed onto ``<name>/``, with ``manifest.json`` saying ``"status": "complete"``.
+Atomicity: the chapter runs in a hidden sibling folder ``.<name>.tmp-<host tag>-<pid>``
+(`lib.io.writer_tag`); only a run that finished is renamed onto ``<name>/``, with
+``manifest.json`` saying ``"status": "complete"``.
 An interrupted or failed run never replaces a previous result, and a later run never trusts
 a folder without a complete manifest. A run whose inputs (chapter source, parameters, lib
 source, data fingerprint, the manifests of the runs it reads, and for a chapter that runs
@@ -142,10 +143,12 @@ def read_complete_manifest(result_dir: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def _remove_stale_temporaries(study_dir: Path, name: str) -> None:
+def _remove_stale_temporaries(study_dir: Path, name: str, log: Callable[[str], None] = print) -> None:
     for stale in study_dir.glob(f".{name}.tmp-*"):
-        if io.held_by_another_process(stale):
-            continue  # another runner is working on it right now
+        if io.held_by_another_process(stale):  # another runner, here or on another machine, may be at work
+            log(f"left {display(stale)}: another run of this page may still be writing it "
+                "(remove it by hand once no run is)")
+            continue
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -435,8 +438,8 @@ def run(
         except ValueError as err:
             raise RunError(f"{display(params_file)}: {err}") from None
     study_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(study_dir, name)
-    work_dir = study_dir / f".{name}.tmp-{os.getpid()}"
+    _remove_stale_temporaries(study_dir, name, log)
+    work_dir = study_dir / f".{name}.tmp-{io.writer_tag()}"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir()
     started = time.time()
@@ -545,7 +548,7 @@ def _finalise_notebook(path: Path, final_dir: Path, params: Mapping[str, Any], s
 
 def _interrupted_swap(final_dir: Path) -> tuple[Path | None, list[Path]]:
     """What a :func:`_swap_into_place` stopped between its two renames left beside ``final_dir``:
-    ``(restore, leftovers)``. ``restore`` is the ``.<name>.old-<pid>`` folder holding the previous
+    ``(restore, leftovers)``. ``restore`` is the ``.<name>.old-<host tag>-<pid>`` folder holding the previous
     complete result when ``final_dir`` is missing (else None); ``leftovers`` the other old folders.
     A folder whose runner is still alive is in neither. Looks only: changes nothing."""
     restore, leftovers = None, []
@@ -568,7 +571,7 @@ def previous_result_dir(final_dir: Path) -> Path:
 
 def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = print) -> None:
     """Undo a :func:`_swap_into_place` stopped between its two renames (the previous complete
-    result is then only in ``.<name>.old-<pid>``): put it back; drop leftovers once ``final_dir``
+    result is then only in ``.<name>.old-<host tag>-<pid>``): put it back; drop leftovers once ``final_dir``
     is there. A folder whose runner is still alive is left alone."""
     restore, leftovers = _interrupted_swap(final_dir)
     if restore is not None:
@@ -582,7 +585,7 @@ def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = prin
 def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
     """Replace ``final_dir`` by ``work_dir`` so that a complete result is always either the old
     or the new one (two renames; the old one is deleted only after the new one is in place)."""
-    old = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}")
+    old = final_dir.with_name(f".{final_dir.name}.old-{io.writer_tag()}")
     if final_dir.exists():
         os.replace(final_dir, old)
     os.replace(work_dir, final_dir)

@@ -1,4 +1,6 @@
 import json
+import os
+import re
 
 import pytest
 
@@ -96,3 +98,18 @@ def test_a_finished_run_syncs_the_results_folder_after_its_swap(tmp_path, monkey
     monkeypatch.setattr(runner.io, "sync_dir", lambda folder: synced.append((folder, final.is_dir())))
     runner._swap_into_place(work, final)
     assert synced == [(tmp_path, True)]
+
+
+def test_held_by_another_process_reads_the_host_tag_and_pid_ending_a_folder_name(tmp_path):
+    tag = io.writer_tag()
+    here, pid = tag.rsplit("-", 1)
+    assert re.fullmatch(r"h[0-9a-f]{8}", here) and pid == str(os.getpid())
+    other_host = "h0123abcd" if here != "h0123abcd" else "h0123abce"
+    assert not io.held_by_another_process(tmp_path / f".r.tmp-{tag}")  # this process: its own folder
+    assert io.held_by_another_process(tmp_path / f".r.tmp-{here}-{os.getppid()}")  # a live process here
+    assert not io.held_by_another_process(tmp_path / f".r.tmp-{here}-999999999")  # no such process here
+    assert io.held_by_another_process(tmp_path / f".r.tmp-{other_host}-999999999")  # another machine: unknown
+    assert io.held_by_another_process(tmp_path / f".r.tmp-5-{other_host}-1")  # the phantom's time-stamped names
+    assert not io.held_by_another_process(tmp_path / ".r.tmp-999999999")  # untagged (older): this machine's
+    assert io.held_by_another_process(tmp_path / f".r.tmp-{os.getppid()}")
+    assert not io.held_by_another_process(tmp_path / ".r.tmp-abc123.json")  # an atomic_path temporary

@@ -93,13 +93,20 @@ def test_a_chapter_that_writes_no_summary_fails_and_keeps_the_previous_result(to
 def test_stale_temporary_folders_of_dead_runs_are_removed_and_live_ones_kept(toy):
     chapter, params, results = toy
     study = results / "toy"
-    dead = study / ".toy-smoke.tmp-999999999"   # no such process
-    live = study / f".toy-smoke.tmp-{runner.os.getppid()}"  # a running process: another runner at work
-    other = study / ".other-run.tmp-999999999"  # another run's: not this run's to remove
-    for folder in (dead, live, other):
+    here = runner.io.writer_tag().rsplit("-", 1)[0]  # this machine's host tag
+    dead = study / f".toy-smoke.tmp-{here}-999999999"   # no such process on this machine
+    dead_untagged = study / ".toy-smoke.tmp-999999999"  # named before host tags: read as this machine's
+    live = study / f".toy-smoke.tmp-{here}-{runner.os.getppid()}"  # a running process: another runner at work
+    elsewhere = study / ".toy-smoke.tmp-h0123abcd-999999999"  # another machine's pid: cannot be checked
+    other = study / f".other-run.tmp-{here}-999999999"  # another run's: not this run's to remove
+    for folder in (dead, dead_untagged, live, elsewhere, other):
         folder.mkdir(parents=True)
-    runner.run(chapter, params, results_root=results, log_output=False)
-    assert not dead.exists() and live.is_dir() and other.is_dir()
+    lines = []
+    runner.run(chapter, params, results_root=results, log=lines.append, log_output=False)
+    assert not dead.exists() and not dead_untagged.exists()
+    assert live.is_dir() and elsewhere.is_dir() and other.is_dir()
+    kept = [line for line in lines if line.startswith("left ")]
+    assert len(kept) == 2 and all("another run of this page may still be writing it" in line for line in kept)
 
 
 def test_interrupted_run_is_not_trusted(toy, monkeypatch):

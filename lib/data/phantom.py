@@ -41,7 +41,7 @@ import numpy as np
 from lib.data import phantom_acquisition as acquisition
 from lib.data import phantom_anatomy as anatomy
 from lib.data import phantom_tumour as tumour
-from lib.io import held_by_another_process, os_error_line
+from lib.io import held_by_another_process, os_error_line, writer_tag
 
 GENERATOR_VERSION = "1.4"  # 1.1: core visible mainly on T1ce; 1.2: core off-centre, T1ce only (phantom_tumour.Z_TARGETS);
 # 1.3: each sequence acquired as BraTS describes (phantom_acquisition), sequence-specific T1/T1ce contrast;
@@ -310,7 +310,7 @@ def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite:
             raise FileExistsError(f"{out}: not empty and not a phantom of this spec; refusing to overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_folders(out)
-    tmp = out.parent / f".{out.name}.tmp-{time.monotonic_ns()}-{os.getpid()}"
+    tmp = out.parent / f".{out.name}.tmp-{time.monotonic_ns()}-{writer_tag()}"
     tmp.mkdir()
     try:
         rows, facts = [], []
@@ -339,7 +339,7 @@ def generate_cohort(out_dir: str | os.PathLike, spec: PhantomSpec, *, overwrite:
         }
         (tmp / "phantom.json").write_text(json.dumps(meta, indent=1) + "\n")
         if out.is_dir() and any(out.iterdir()):  # overwrite=True of another phantom
-            trash = out.parent / f".{out.name}.old-{time.monotonic_ns()}-{os.getpid()}"
+            trash = out.parent / f".{out.name}.old-{time.monotonic_ns()}-{writer_tag()}"
             os.replace(out, trash)
             os.replace(tmp, out)
             shutil.rmtree(trash, ignore_errors=True)

@@ -7,13 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
-# Chapters run side by side, one torch thread each (CPUs / JOBS, at least 1): on 2 cores one
-# thread per process trains more slices per second in total than one process with two (the 48 px
-# models scale badly across threads; benchmarks/bench_parallel.py, the study A cost page). Three,
-# so that the three study A targets run together and no core idles while the last one finishes.
-# The paper profile runs one page at a time: each of its pages holds the paper's ~24k slices in RAM
-# (~22 GB at 240 px, README "RAM for the slices") and its models on the one GPU; JOBS=N overrides.
-JOBS ?= $(if $(filter paper,$(PROFILE)),1,3)
+# Chapters run side by side: 3 at a time, one torch thread each, on the CPU profiles; one at a
+# time on the paper profile (lib.runner.default_jobs says why). JOBS=N overrides.
+JOBS ?=
+JOBS_ARG := $(if $(JOBS),--jobs $(JOBS))
 # Every page on your own cohort: make book PROFILE=paper DATA_DIR=/data/BraTS2020/MICCAI_BraTS2020_TrainingData
 # (passed as --set data_dir=... to each page that reads data; empty: the parameter files' data_dir).
 DATA_DIR ?=
@@ -49,11 +46,11 @@ data: setup
 	$(PY) -m lib cohort --params params/data/$(PROFILE).yaml $(DATA_SET)
 
 chapters: data
-	$(PY) -m lib book --profile $(PROFILE) --no-build --jobs $(JOBS) $(DATA_SET) $(SET_ARGS)
+	$(PY) -m lib book --profile $(PROFILE) --no-build $(JOBS_ARG) $(DATA_SET) $(SET_ARGS)
 
 # Which pages `make book` would run, and why (what changed since each result); runs nothing.
 status: setup
-	$(PY) -m lib book --profile $(PROFILE) --dry-run --jobs $(JOBS) $(DATA_SET) $(SET_ARGS)
+	$(PY) -m lib book --profile $(PROFILE) --dry-run $(JOBS_ARG) $(DATA_SET) $(SET_ARGS)
 
 # Then check what a reader gets: every page built, nothing loaded from the network, no error
 # cell, each page the notebook of a complete run, the synthetic label where the phantom was used.

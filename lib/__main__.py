@@ -92,6 +92,8 @@ def cmd_book(args) -> int:
     from lib import runner
     from lib.paths import REPO_ROOT
 
+    if args.jobs is None:
+        args.jobs = runner.default_jobs(args.profile)
     if args.dry_run:
         status = runner.book_status(REPO_ROOT / args.plan, profile=args.profile, jobs=args.jobs,
                                     overrides=_overrides(args.set))
@@ -154,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-build", action="store_true", help="run the chapters only")
     p.add_argument("--dry-run", action="store_true",
                    help="say which pages would run and why (what changed since their results), run nothing")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs at a time, each with CPUs/JOBS torch threads (entries marked 'alone' run by themselves)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs at a time, each with CPUs/JOBS torch threads (entries marked 'alone' run by "
+                        "themselves); default 3, or 1 on the paper profile (lib.runner.default_jobs)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a parameter on every page that has it (e.g. data_dir=/data/BraTS2020/...; "
                         "num_threads replaces the CPUs/JOBS share)")

@@ -846,6 +846,18 @@ def book_status(plan_file: str | Path, profile: str = "default", jobs: int = 1, 
     return status
 
 
+def default_jobs(profile: str) -> int:
+    """How many chapters ``python -m lib book`` (and ``make book``) runs side by side unless told.
+
+    Three on the CPU profiles, one torch thread each where there are 2 cores: at their 48 px the
+    models scale badly across threads, so one thread per process trains more slices per second in
+    total than one process with two (``benchmarks/bench_parallel.py``, the study A cost page), and
+    three lets the three study A targets run together with no core idle while the last one
+    finishes. One on the paper profile: each of its pages holds the paper's ~24k slices in RAM
+    (~22 GB at 240 px, README "RAM for the slices") and its models on the one GPU."""
+    return 1 if profile == "paper" else 3
+
+
 def threads_per_job(jobs: int, cpus: int | None = None) -> int:
     """Torch threads each of ``jobs`` concurrent runs gets: the CPUs shared out, at least one."""
     cpus = cpus or os.cpu_count() or 1

@@ -151,15 +151,24 @@ def test_make_passes_each_SET_pair_and_DATA_DIR_to_the_book_as_its_own_set():
     assert "--set" not in plain
 
 
-def test_make_runs_paper_pages_one_at_a_time_unless_told_otherwise():
-    def jobs(*args):
-        out = _make_dry_run("chapters", *args)
-        line = next(line for line in out.stdout.splitlines() if " -m lib book " in line)
-        return line.split("--jobs ")[1].split()[0]
+def test_make_and_lib_book_run_paper_pages_one_at_a_time_unless_told_otherwise(monkeypatch):
+    def make_jobs(*args):
+        out = _make_dry_run("chapters", "status", *args)
+        lines = [line for line in out.stdout.splitlines() if " -m lib book " in line]
+        assert len(lines) == 2
+        return {line.split("--jobs ")[1].split()[0] if "--jobs " in line else None for line in lines}
 
-    assert jobs() == "3"  # the default profile: three CPU pages side by side
-    assert jobs("PROFILE=paper") == "1"  # each paper page holds ~22 GB of slices
-    assert jobs("PROFILE=paper", "JOBS=2") == "2"
+    assert make_jobs() == {None} and make_jobs("PROFILE=paper") == {None}  # lib book decides, as below
+    assert make_jobs("PROFILE=paper", "JOBS=2") == {"2"}
+
+    from lib.__main__ import main
+
+    asked = []
+    monkeypatch.setattr(runner, "run_book", lambda *args, jobs, **kwargs: asked.append(jobs))
+    for profile in ("smoke", "default", "paper"):
+        assert main(["book", "--profile", profile, "--no-build"]) == 0
+    assert main(["book", "--profile", "paper", "--no-build", "--jobs", "2"]) == 0
+    assert asked == [3, 3, 1, 2]  # three CPU pages side by side; each paper page holds ~22 GB of slices
 
 
 def test_a_batch_checks_every_parameter_file_before_its_first_run(monkeypatch, capsys, tmp_path):

@@ -86,7 +86,7 @@ def test_stopping_a_run_in_a_cell_leaves_no_traceback_kernel_or_result(sleeper, 
     plan = tmp_path / "book.yml"
     plan.write_text(f"runs:\n  - {{notebook: {chapter}, params: {params}, page: sleeper}}\n")
     argv = (["run", str(chapter), "--params", str(params)] if command == "run" else
-            ["book", "--plan", str(plan), "--profile", "smoke", "--no-build"])
+            ["book", "--plan", str(plan), "--profile", "smoke", "--no-build", "--jobs", "1"])
     script = textwrap.dedent(f'''
         import functools, signal, sys
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job may inherit it ignored

@@ -20,6 +20,7 @@ source, data fingerprint, the manifests of the runs it reads, and for a chapter 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -506,10 +507,14 @@ def run(
             "timings": {"started": started, "finished": finished, "seconds": round(finished - started, 2)},
         }
         io.write_json(work_dir / MANIFEST, manifest)
-        _swap_into_place(work_dir, final_dir)
+        try:
+            _swap_into_place(work_dir, final_dir)
+        except OSError as err:  # the run finished: keep it where a later run will not delete it
+            raise RunError(_keep_unplaced(work_dir, final_dir, err)) from None
         (study_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)  # superseded by this success
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if not (work_dir / KEEP_MARK).exists():
+            shutil.rmtree(work_dir, ignore_errors=True)
     log(f"done in {time.time() - started:.1f} s: {display(final_dir)}")
     _publish_page(final_dir, book_page)
     return RunOutcome(study, name, final_dir, False, time.time() - started)
@@ -584,13 +589,50 @@ def _recover_interrupted_swap(final_dir: Path, log: Callable[[str], None] = prin
 
 def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
     """Replace ``final_dir`` by ``work_dir`` so that a complete result is always either the old
-    or the new one (two renames; the old one is deleted only after the new one is in place)."""
+    or the new one (two renames; the old one is deleted only after the new one is in place).
+    When the second rename fails (OSError), the old result is put back before the error goes on."""
     old = final_dir.with_name(f".{final_dir.name}.old-{io.writer_tag()}")
-    if final_dir.exists():
+    moved_aside = final_dir.exists()
+    if moved_aside:
         os.replace(final_dir, old)
-    os.replace(work_dir, final_dir)
+    try:
+        os.replace(work_dir, final_dir)
+    except OSError:
+        if moved_aside:
+            os.replace(old, final_dir)
+        raise
     io.sync_dir(final_dir.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+UNPLACED_SUFFIX = ".unplaced-"  # <name>.unplaced-<time>/: a finished run that could not replace <name>/
+KEEP_MARK = ".finished-but-unplaced"  # in a temporary folder: the run that made it keeps it
+
+
+def _keep_unplaced(work_dir: Path, final_dir: Path, err: OSError) -> str:
+    """A finished run whose folder could not be put in place: move it to ``<name>.unplaced-<time>/``
+    (not hidden, not a name a later run deletes or trusts) and return the one-line error saying where
+    it is. If even that fails, it stays in ``work_dir``, marked so that this run does not delete it
+    (the next run of the page does, as it does every dead run's temporary folder: the message says so)."""
+    kept = final_dir.with_name(final_dir.name + UNPLACED_SUFFIX + time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        if kept.exists():  # an earlier unplaced run of this page, this very second: keep both
+            raise FileExistsError(errno.EEXIST, "exists", str(kept))
+        os.replace(work_dir, kept)
+        where = f"it is in {display(kept)}: move it to {display(final_dir)} by hand once the cause is fixed"
+    except OSError:
+        try:
+            (work_dir / KEEP_MARK).touch()
+            where = (f"it is in {display(work_dir)} (the next run of this page deletes that folder): "
+                     f"move it to {display(final_dir)} by hand once the cause is fixed")
+        except OSError:
+            where = "it could not be kept either"  # this run deletes it in its `finally`
+    restore, _ = _interrupted_swap(final_dir)  # the old result moved aside and not put back
+    previous = ("the previous result is unchanged" if final_dir.exists() else
+                f"the previous result is in {display(restore)}; the next run of this page puts it back"
+                if restore is not None else "there was no previous result")
+    return (f"{display(final_dir)}: the run finished but could not be put in place ({os_error_line(err)}); "
+            f"{where} ({previous})")
 
 
 def _publish_page(result_dir: Path, page: str | None) -> None:

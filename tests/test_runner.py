@@ -4,6 +4,7 @@ or interrupted run never replaces (or fakes) a result."""
 import functools
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -249,6 +250,52 @@ def test_run_stopped_between_the_two_renames_restores_the_previous_result(toy, m
     again = runner.run(chapter, params, results_root=results, log_output=False)
     assert again.skipped and (out / "manifest.json").read_text() == before
     assert sorted(p.name for p in (results / "toy").iterdir()) == ["toy-smoke"]
+
+
+def _refuse_renames_of_the_temporary_folder(monkeypatch, *, also_elsewhere: bool):
+    """os.replace fails (PermissionError) for the finished run's temporary folder going onto the
+    result's name, and with ``also_elsewhere`` wherever it goes."""
+    real_replace = runner.os.replace
+
+    def replace(src, dst):
+        if Path(src).name.startswith(".toy-smoke.tmp-") and (also_elsewhere or Path(dst).name == "toy-smoke"):
+            raise PermissionError(13, "Permission denied", str(src), None, str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(runner.os, "replace", replace)
+    return real_replace
+
+
+def test_a_finished_run_that_cannot_be_put_in_place_is_kept_and_the_previous_result_too(toy, monkeypatch):
+    chapter, params, results = toy
+    runner.run(chapter, params, results_root=results, log_output=False)
+    out = results / "toy" / "toy-smoke"
+    before = (out / "manifest.json").read_bytes()
+    real_replace = _refuse_renames_of_the_temporary_folder(monkeypatch, also_elsewhere=False)
+    with pytest.raises(runner.RunError) as err:
+        runner.run(chapter, params, {"x": 4}, results_root=results, log_output=False)
+    [kept] = (results / "toy").glob("toy-smoke.unplaced-*")
+    message = str(err.value)
+    assert "\n" not in message and "the run finished but could not be put in place" in message
+    assert "Permission denied" in message and f"it is in {kept}" in message
+    assert message.endswith("(the previous result is unchanged)")
+    assert (out / "manifest.json").read_bytes() == before  # the old result is back under its name
+    assert runner.read_complete_manifest(kept)["params"]["x"] == 4  # the new one, complete, kept
+    assert sorted(p.name for p in (results / "toy").iterdir()) == sorted(["toy-smoke", kept.name])
+    monkeypatch.setattr(runner.os, "replace", real_replace)
+    assert runner.run(chapter, params, results_root=results, log_output=False).skipped  # not mistaken for it
+    assert kept.is_dir()  # and not removed by a later run
+
+
+def test_a_finished_run_that_cannot_be_moved_at_all_says_where_it_is_for_now(toy, monkeypatch):
+    chapter, params, results = toy
+    _refuse_renames_of_the_temporary_folder(monkeypatch, also_elsewhere=True)
+    with pytest.raises(runner.RunError) as err:
+        runner.run(chapter, params, results_root=results, log_output=False)
+    [work] = (results / "toy").glob(".toy-smoke.tmp-*")
+    assert runner.read_complete_manifest(work) is not None  # the finished run was not deleted
+    assert f"it is in {work} (the next run of this page deletes that folder)" in str(err.value)
+    assert str(err.value).endswith("(there was no previous result)")
 
 
 def test_leftover_old_folder_beside_a_result_is_removed(toy):

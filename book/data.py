@@ -82,9 +82,11 @@ run.table("grades", grade_counts, index=True)
 grade_counts
 
 # %% [markdown]
-# The grade mix beside the papers' cohorts. It matters for study A: a low-grade core does not
-# enhance, so the more low-grade patients a cohort holds, the less T1ce alone can find of the
-# tumour core (`lib/data/planted.py`). The phantom's share is a parameter (`phantom_hgg_fraction`).
+# The grade mix beside the papers' cohorts. It may matter for study A: by the phantom's design
+# (`lib/data/planted.py`) a low-grade core does not enhance, so it is no brighter on T1ce than on
+# T1, and T1ce alone may find less of the tumour core the more low-grade patients a cohort holds.
+# Whether it does is measured, not assumed: study A's pages score every subset on each grade
+# separately. The phantom's share is a parameter (`phantom_hgg_fraction`).
 
 # %%
 grade_mix = grade_mix_table(f"this build: {'synthetic phantom' if cohort.synthetic else show_path(cohort.root)}",
@@ -189,9 +191,9 @@ table.round(2)
 # and resampled to 1 mm. Pre-contrast T1 is typically a spin echo, T1ce a 3D gradient echo with
 # stronger grey/white contrast. Since generator 1.3 the phantom acquires each sequence that way
 # (`lib/data/phantom_acquisition.py`): thick slices (slice profile, sampling, linear resampling),
-# a residual rigid shift against T1ce, and per-sequence tissue contrast. Without it, T1 was a
-# perfect anatomical reference for T1ce (T1ce − T1 left only noise in healthy brain), which real
-# data never is. Per modality, what this cohort's subjects drew:
+# a residual rigid shift against T1ce, and per-sequence tissue contrast. Without it (generators
+# 1.0–1.2), T1 was by construction a perfect anatomical reference for T1ce (T1ce − T1 left only
+# noise in healthy brain), which real data never is. Per modality, what this cohort's subjects drew:
 
 # %%
 if cohort.synthetic:

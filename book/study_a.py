@@ -223,7 +223,8 @@ else:
 # empty $\gamma$, Eq. (7) is 0 wherever $\eta^k$ is non-empty, whatever the modality does, and the
 # paper's T1ce curve "close to 1" for ET could not be reached if such slices counted. "all" keeps
 # every test slice. Below: the key modalities the paper's reading gives for each seed, with the
-# rule's reasons, and the same rule on the other choice of slices.
+# rule's reasons, and the same rule on the other choice of slices. The verdict table reads the
+# parameter file's choice only, so where the two choices disagree, this table is where it shows.
 #
 # The second figure is a variant not in the paper, with verdict rows of its own: the
 # **polarity-aware** BCF. With the signed contributions $c_t^k = w^k I_t^k$ (the logit is
@@ -259,9 +260,10 @@ run.table("readout", readout)
 readout.round(3)
 
 # %% [markdown]
-# **How much of γ each η covers over t**, and how large η is: the pilot of this method on real glioma
-# data (`shared/reference/acc-pilot.md`) found η covering 4–96 % of the image while γ covered a few
-# per cent, which caps μ far below 1.
+# **How much of γ each η covers over t**, and how large η is. Why it is worth measuring: the pilot of
+# this method on real glioma data, made before this project (`shared/reference/acc-pilot.md`, not a
+# run of this build), reported η covering 4–96 % of the image while γ covered a few per cent, which
+# caps μ far below 1. The table gives this build's figures.
 #
 # **Is γ the model's own segmentation?** Eq. (7) divides by γ, the last frame of the flow rendered
 # on the fine grid; Table II and occlusion score the model's forward pass, solved on the training
@@ -342,8 +344,9 @@ occ_by_grade.round(3) if len(occ_by_grade) else Markdown("No per-grade reading: 
 # which cancel), and only over slices whose completeness error |Σ attributions − (F(x) − F(x′))| /
 # |F(x) − F(x′)| is below the tolerance. The input gradients are taken through the discrete RK4
 # solve (`ig_gradients: autograd`), the derivative completeness is about; the adjoint's backward
-# solve only approximates it, and on a strongly non-linear field its completeness error is near 1
-# (`tests/test_study_a.py`). Setting `ig_gradients: adjoint` shows what that does here.
+# solve only approximates it: on the strongly non-linear toy field of the test suite
+# (`tests/test_study_a.py`, not this build's models) its completeness error is near 1. Setting
+# `ig_gradients: adjoint` shows what it is here.
 
 # %%
 attribution_table = tables.attribution_table(explained)
@@ -550,7 +553,12 @@ variant_table.round(3)
 #
 # One row per measure of modality importance: the reference (the phantom's planted truth; on real
 # data, the paper's own key modalities), the key modalities each seed gave, and whether they agree.
-# The rules are fixed in `lib` and in the parameter file before any run; nothing here knows the answer.
+# The rules and thresholds are fixed in `lib` and in the parameter file before any run, the same for
+# every target; no verdict is set by hand. The default profile's training lengths and cohort shape
+# were chosen earlier, in scratch runs on the phantom, partly by how well the models learned (test
+# Dice) and partly by how close T1ce alone came to all inputs; `params/study_a/_default.yaml` and
+# `NOTES.md` give each choice with its figures, so read the default profile's agreement with that
+# in mind.
 # The paper's ACC, occlusion and integrated gradients are each read twice: by their rule (thresholds,
 # redundancy, convergence), and *top-ranked* (the single modality with the highest score, no
 # threshold) — the most lenient reading there is, though against a reference of two modalities

@@ -16,11 +16,12 @@
 # **What this page shows.** Measured in this build, on the machine that built it: training slices/s
 # of the neural ODE with the paper's adjoint and with backpropagation through the RK4 steps, inference
 # slices/s, the peak memory of one forward + backward for each, and the paper's 101-frame trajectory
-# rendered in one solve against 100 separate solves from $t = 0$. Then why `make book` runs the
-# chapters side by side, one thread each: the throughput of one process with every thread against one process per
-# core, for the U-Net of Table I and for the neural ODE. Then what the channels-last memory layout of
-# the U-Nets buys over the standard one, for every model study A trains, and what evaluating the
-# per-modality variant's U-Nets as one grouped network buys over a loop. Last, how much RAM the
+# rendered in one solve against 100 separate solves from $t = 0$. Then whether running the chapters
+# side by side, one thread each, as `make book` does, pays: the throughput of one process with every
+# thread against one process per core, for the U-Net of Table I and for the neural ODE. Then what
+# the channels-last memory layout of the U-Nets changes against the standard one, for every model
+# study A trains, and what evaluating the per-modality variant's U-Nets as one grouped network
+# changes against a loop. Last, how much RAM the
 # steps that could copy the cohort's images hold beyond them, as they were done before and now.
 #
 # **What it needs.** Nothing but the CPU (or GPU) it runs on: the models see random images, since

@@ -67,7 +67,7 @@ def test_data_findings_say_what_was_measured(lgg, hgg, ending):
     text = data_findings(_summary(lgg_et_share=lgg), 0.6, pd.Series([0.75, 0.8]), REAL, hgg_et_share=hgg)
     lines = text.split("\n")
     assert lines[0] == "- The cohort has 4 subjects (2 HGG, 1 LGG) and passed validation."
-    assert lines[1] == "- Its HGG share is 60%; the papers' cohorts hold 75%–80% HGG."
+    assert lines[1] == "- Its HGG share is 60%; the papers' cohorts (as the table above sources each row) hold 75%–80% HGG."
     assert lines[2].endswith("; the rows marked False above are where the phantom differs from the six real cases.")
     assert "the six real cases: 2.00 and 1.00" in lines[3]
     assert lines[4].split(" in HGG subjects")[1] == ending

@@ -84,7 +84,7 @@ def data_findings(summary: Mapping[str, Any], hgg_share: float, reference_shares
     lgg_et_share = summary["lgg_et_share"]
     return (
         f"- The cohort has {summary['subjects']} subjects ({summary['hgg']} HGG, {summary['lgg']} LGG) and passed validation.\n"
-        f"- Its HGG share is {hgg_share:.0%}; the papers' cohorts hold "
+        f"- Its HGG share is {hgg_share:.0%}; the papers' cohorts (as the table above sources each row) hold "
         f"{reference_shares.min():.0%}–{reference_shares.max():.0%} HGG.\n"
         f"- {in_range} of {figures} contrast figures of its HGG subjects have their mean inside the range measured on real "
         f"glioma MRI" + ("; the rows marked False above are where the phantom differs from the six real cases.\n"

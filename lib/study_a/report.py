@@ -139,8 +139,9 @@ def closing_lines(summary: Mapping[str, Any], *, seeds: Sequence[int], variant_s
                      f"{row['p_by_patient']:.2g} by patient).")
     for _, row in twin_rows.iterrows():
         lines.append("- " + twin_reading_text(row, "+".join(twin_tumour_free), "+".join(subsets[row["without"]]))
-                     + " (Table I differences of this size moved by up to 0.05 between two builds that differed only "
-                       "in floating-point rounding; NOTES.md.)")
+                     + " (Not measured in this build: in two earlier builds of 2026-12-03 that differed only in "
+                       "floating-point rounding, Table I differences like this one moved by up to 0.047; NOTES.md, "
+                       "\"How much do the figures move from build to build?\")")
     higher = [name for name, key in (("enhancing rim", "et"), ("necrosis/core", "ncr"))
               if summary[f"pixel_auc_{key}_t1ce_with_t1"] > summary[f"pixel_auc_{key}_t1ce_alone"]]
     lines.append(f"- Pixel separability from healthy brain (AUC), T1ce alone vs T1ce with T1 as reference: enhancing rim "

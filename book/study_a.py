@@ -260,10 +260,10 @@ run.table("readout", readout)
 readout.round(3)
 
 # %% [markdown]
-# **How much of γ each η covers over t**, and how large η is. Why it is worth measuring: the pilot of
-# this method on real glioma data, made before this project (`shared/reference/acc-pilot.md`, not a
-# run of this build), reported η covering 4–96 % of the image while γ covered a few per cent, which
-# caps μ far below 1. The table gives this build's figures.
+# **How much of γ each η covers over t**, and how large η is. Why it is worth measuring: a pilot of
+# this method on real glioma data, made for this project outside this build
+# (`shared/reference/acc-pilot.md`), reported η covering 4–96 % of the image while γ covered a few
+# per cent, which caps μ far below 1. The table gives this build's figures.
 #
 # **Is γ the model's own segmentation?** Eq. (7) divides by γ, the last frame of the flow rendered
 # on the fine grid; Table II and occlusion score the model's forward pass, solved on the training

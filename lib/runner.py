@@ -447,6 +447,7 @@ def run(
     # The commit of the code this run imports: taken now, since a commit made while a long run
     # is going would otherwise be recorded as its code.
     commit = git_commit()
+    keep_work_dir = False  # True only when a finished run could be kept nowhere else
     try:
         resolved_params = work_dir / "params.yaml"
         io.write_text(resolved_params, params_mod.dump(params))
@@ -510,10 +511,11 @@ def run(
         try:
             _swap_into_place(work_dir, final_dir)
         except OSError as err:  # the run finished: keep it where a later run will not delete it
-            raise RunError(_keep_unplaced(work_dir, final_dir, err)) from None
+            message, keep_work_dir = _keep_unplaced(work_dir, final_dir, err)
+            raise RunError(message) from None
         (study_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)  # superseded by this success
     finally:
-        if not (work_dir / KEEP_MARK).exists():
+        if not keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
     log(f"done in {time.time() - started:.1f} s: {display(final_dir)}")
     _publish_page(final_dir, book_page)
@@ -606,33 +608,31 @@ def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
 
 
 UNPLACED_SUFFIX = ".unplaced-"  # <name>.unplaced-<time>/: a finished run that could not replace <name>/
-KEEP_MARK = ".finished-but-unplaced"  # in a temporary folder: the run that made it keeps it
 
 
-def _keep_unplaced(work_dir: Path, final_dir: Path, err: OSError) -> str:
+def _keep_unplaced(work_dir: Path, final_dir: Path, err: OSError) -> tuple[str, bool]:
     """A finished run whose folder could not be put in place: move it to ``<name>.unplaced-<time>/``
-    (not hidden, not a name a later run deletes or trusts) and return the one-line error saying where
-    it is. If even that fails, it stays in ``work_dir``, marked so that this run does not delete it
-    (the next run of the page does, as it does every dead run's temporary folder: the message says so)."""
+    (not hidden, not a name a later run deletes or trusts). Returns the one-line error saying where
+    it is, and whether it is still in ``work_dir`` (that move failed too), which the caller must
+    then not delete (the next run of the page does, as with every dead run's temporary folder:
+    the message says so)."""
     kept = final_dir.with_name(final_dir.name + UNPLACED_SUFFIX + time.strftime("%Y%m%d-%H%M%S"))
+    still_in_work_dir = False
     try:
         if kept.exists():  # an earlier unplaced run of this page, this very second: keep both
             raise FileExistsError(errno.EEXIST, "exists", str(kept))
         os.replace(work_dir, kept)
         where = f"it is in {display(kept)}: move it to {display(final_dir)} by hand once the cause is fixed"
     except OSError:
-        try:
-            (work_dir / KEEP_MARK).touch()
-            where = (f"it is in {display(work_dir)} (the next run of this page deletes that folder): "
-                     f"move it to {display(final_dir)} by hand once the cause is fixed")
-        except OSError:
-            where = "it could not be kept either"  # this run deletes it in its `finally`
+        still_in_work_dir = True
+        where = (f"it is in {display(work_dir)} (the next run of this page deletes that folder): "
+                 f"move it to {display(final_dir)} by hand once the cause is fixed")
     restore, _ = _interrupted_swap(final_dir)  # the old result moved aside and not put back
     previous = ("the previous result is unchanged" if final_dir.exists() else
                 f"the previous result is in {display(restore)}; the next run of this page puts it back"
                 if restore is not None else "there was no previous result")
     return (f"{display(final_dir)}: the run finished but could not be put in place ({os_error_line(err)}); "
-            f"{where} ({previous})")
+            f"{where} ({previous})"), still_in_work_dir
 
 
 def _publish_page(result_dir: Path, page: str | None) -> None:
